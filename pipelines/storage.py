@@ -58,6 +58,10 @@ class ObjectStore(ABC):
     def url(self, key: str) -> str:
         return f"{self.uri}/{key}"
 
+    def local_path(self, key: str) -> Path | None:
+        """Where `key` lives on disk, if the backend is a local folder (writers skip a copy)."""
+        return None
+
 
 class LocalStore(ObjectStore):
     """A folder standing in for a bucket. Writes go to a temp file then `os.replace`/`os.link`."""
@@ -72,6 +76,9 @@ class LocalStore(ObjectStore):
             raise StorageError(f"key {key!r} escapes the output folder {self.root}")
         return path
 
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
     def _tmp(self, dest: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
@@ -80,6 +87,8 @@ class LocalStore(ObjectStore):
 
     def put_file(self, local: Path, key: str) -> None:
         dest = self._path(key)
+        if dest == local.resolve():
+            return
         tmp = self._tmp(dest)
         try:
             shutil.copyfile(local, tmp)
@@ -150,9 +159,7 @@ def open_store(cfg: Settings) -> ObjectStore:
     """The backend the output URI names; `s3://` needs no code change, only the URI."""
     uri = cfg.output.uri
     if uri.startswith("file://"):
-        root = Path(uri.removeprefix("file://"))
-        root.mkdir(parents=True, exist_ok=True)
-        return LocalStore(root)
+        return LocalStore(Path(uri.removeprefix("file://")))
     from pipelines.storage_s3 import S3Store  # boto3 only when asked for
 
     return S3Store.from_config(cfg)

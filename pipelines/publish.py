@@ -1,0 +1,135 @@
+"""The commit protocol and the layout of published runs.
+
+    <output uri>/<model>/<run key>/manifest.json                  the commit marker
+    <output uri>/<model>/<run key>/attempts/<attempt>/scores/...  parts, immutable per attempt
+                                                     .../quarantine/...
+                                                     .../reports/quality.html, quality.json
+
+Parts are staged under a prefix unique to the attempt; the run becomes visible only when its
+manifest is written by one create-if-absent write. Readers trust nothing without a manifest.
+A rerun with identical output is a no-op; a different one is refused unless `overwrite`, which
+swaps the manifest in one write (readers see the old run or the new one, never a mix).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from pipelines.errors import PublishConflictError, StorageError
+from pipelines.manifest import MANIFEST_NAME, RunManifest
+from pipelines.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+FAULT_ENV = "BATCHSCORE_FAULT_AT"  # test hook: SIGKILL ourselves at a named point
+
+
+def run_prefix(model_name: str, run_key: str) -> str:
+    return f"{model_name}/{run_key}/"
+
+
+def manifest_key(model_name: str, run_key: str) -> str:
+    return run_prefix(model_name, run_key) + MANIFEST_NAME
+
+
+def staging_prefix(model_name: str, run_key: str, attempt_id: str) -> str:
+    return f"{run_prefix(model_name, run_key)}attempts/{attempt_id}/"
+
+
+def maybe_fault(point: str) -> None:
+    """Die like a killed worker would, when a test asks for it at this point."""
+    if os.environ.get(FAULT_ENV) == point:
+        log.warning("fault injection: SIGKILL at %s", point)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def read_manifest(store: ObjectStore, model_name: str, run_key: str) -> RunManifest | None:
+    """The committed manifest of a run, or None if the run is not published."""
+    body = store.get_bytes(manifest_key(model_name, run_key))
+    if body is None:
+        return None
+    try:
+        return RunManifest.model_validate_json(body)
+    except ValidationError as exc:
+        raise StorageError(
+            f"manifest of run {run_key} is unreadable: {exc.errors()[0]['msg']}",
+            where=store.url(manifest_key(model_name, run_key)),
+        ) from None
+
+
+@dataclass(frozen=True)
+class CommitOutcome:
+    manifest: RunManifest  # the manifest now published (ours, or the identical existing one)
+    status: str  # committed | identical | replaced
+
+
+def commit_run(store: ObjectStore, manifest: RunManifest, overwrite: bool) -> CommitOutcome:
+    """Publish a staged run with one conditional write of its manifest."""
+    key = manifest_key(manifest.model.name, manifest.run_key)
+    body = manifest.model_dump_json(indent=2).encode()
+    maybe_fault("before_commit")
+    if store.put_bytes(key, body, if_absent=True):
+        status, published = "committed", manifest
+    else:
+        existing = read_manifest(store, manifest.model.name, manifest.run_key)
+        if existing is None:  # deleted between our write and read: try once more
+            if not store.put_bytes(key, body, if_absent=True):
+                raise PublishConflictError(
+                    f"run {manifest.run_key} is being published concurrently"
+                )
+            status, published = "committed", manifest
+        elif existing.content_sha256 == manifest.content_sha256:
+            status, published = "identical", existing
+        elif overwrite:
+            store.put_bytes(key, body)
+            status, published = "replaced", manifest
+        else:
+            discard_attempt(store, manifest)
+            raise PublishConflictError(
+                f"run {manifest.run_key} of model {manifest.model.name} is already published "
+                f"with different output (attempt {existing.attempt_id}, "
+                f"{existing.counts.rows_scored:,} rows scored, created {existing.created_at})",
+                where=store.url(key),
+                fix="use another run key, or set run.overwrite: true (--overwrite) to replace it",
+            )
+    removed = remove_stale_attempts(store, published)
+    log.info(
+        "run %s %s at %s (%d stale staging object(s) removed)",
+        manifest.run_key,
+        status,
+        store.url(key),
+        removed,
+    )
+    return CommitOutcome(published, status)
+
+
+def discard_attempt(store: ObjectStore, manifest: RunManifest) -> None:
+    """Delete an attempt's staged parts (it failed or lost the race)."""
+    prefix = staging_prefix(manifest.model.name, manifest.run_key, manifest.attempt_id)
+    store.delete(store.list_keys(prefix))
+
+
+def remove_stale_attempts(store: ObjectStore, published: RunManifest) -> int:
+    """Delete every attempt of this run but the published one, and orphaned uploads."""
+    attempts = run_prefix(published.model.name, published.run_key) + "attempts/"
+    keep = staging_prefix(published.model.name, published.run_key, published.attempt_id)
+    stale = [k for k in store.list_keys(attempts) if not k.startswith(keep)]
+    store.delete(stale)
+    store.cleanup_incomplete(attempts, older_than_s=0)
+    return len(stale)
+
+
+def list_runs(store: ObjectStore) -> list[RunManifest]:
+    """Every published run under the output URI, newest first."""
+    runs = []
+    for key in store.list_keys(""):
+        parts = key.split("/")
+        if len(parts) == 3 and parts[2] == MANIFEST_NAME:
+            manifest = read_manifest(store, parts[0], parts[1])
+            if manifest:
+                runs.append(manifest)
+    return sorted(runs, key=lambda m: m.created_at, reverse=True)

@@ -1,0 +1,616 @@
+"""A run, in three steps that every entry point shares: plan, score shards, finalize.
+
+`run_pipeline` chains them on one machine (a process pool over shards). The Airflow DAG calls the
+same three functions as separate tasks, mapping `score_shard` over the plan's shards, so a
+cluster scores shards on many workers and one task commits. Plans and results are pydantic
+models that round-trip through JSON (XCom).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing as mp
+import subprocess
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from pydantic import BaseModel
+
+import pipelines
+from pipelines.config import Settings
+from pipelines.contract import Contract, check_contract, prepare_batch
+from pipelines.datasource import (
+    BadLines,
+    InputInfo,
+    Shard,
+    inspect_input,
+    plan_shards,
+    read_batches,
+)
+from pipelines.errors import BatchscoreError, InputDataError, QualityGateError
+from pipelines.manifest import InputRef, ModelRef, PartInfo, RowCounts, RunManifest, content_hash
+from pipelines.manifest import fingerprint as make_fingerprint
+from pipelines.models import LoadedModel, load_model
+from pipelines.progress import Progress
+from pipelines.publish import commit_run, read_manifest, staging_prefix
+from pipelines.scoring import HISTOGRAM_BINS, PartWriter, histogram, score_chunk
+from pipelines.storage import ObjectStore, open_store, sha256_file
+
+log = logging.getLogger(__name__)
+
+
+class RunPlan(BaseModel):
+    """Everything the shard workers and the commit need, fixed before any row is read."""
+
+    run_key: str
+    attempt_id: str
+    model: ModelRef
+    input: InputRef
+    input_columns: dict[str, str]
+    row_group_rows: list[int]
+    shards: list[dict[str, Any]]
+    contract: dict[str, Any]
+    fingerprint: str
+    staging_prefix: str
+    already_published: bool = False
+    started_at: float
+
+
+class ShardResult(BaseModel):
+    """What one shard produced: its parts, counts, quality state and timings."""
+
+    shard: int
+    rows_in: int
+    rows_scored: int
+    rows_quarantined: int
+    chunks: int
+    parts: list[PartInfo]
+    histogram: list[int]
+    quarantine_reasons: dict[str, int]
+    input_gate: dict[str, Any] | None = None
+    output_gate: dict[str, Any] | None = None
+    ids_key: str | None = None
+    timings: dict[str, float]
+
+
+def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = None) -> RunPlan:
+    """Check everything that can be checked without reading rows, then fix the shards.
+
+    Fails here (nothing written) on bad input files, a model that is not the pinned one, an input
+    whose columns do not fit the model, unreadable suites, or a run key already published with
+    other inputs (unless overwrite).
+    """
+    started = time.time()
+    model = _load(cfg)
+    info = inspect_input(cfg.data.path, cfg.data.resolved_format)
+    contract = check_contract(info, model, cfg.data.id_column)
+    suites = _suite_hashes(cfg)
+    input_ref = InputRef(
+        path=str(cfg.data.path),
+        format=info.format,
+        sha256=sha256_file(cfg.data.path),
+        rows=info.num_rows,
+        git_rev=git_rev or _git_rev(cfg.root),
+        dvc_md5=dvc_md5,
+    )
+    model_ref = ModelRef(
+        name=cfg.output.model_name or model.name,
+        version=model.version,
+        sha256=model.sha256,
+        path=str(cfg.model.path),
+        sklearn_version=model.card.get("sklearn_version"),
+    )
+    shards = plan_shards(info, cfg.score.shard_rows)
+    fp = make_fingerprint(
+        input=input_ref.sha256,
+        model=model.sha256,
+        suites=suites,
+        contract=asdict(contract),
+        shard_rows=cfg.score.shard_rows,
+        run_key=cfg.run_key,
+        validation=cfg.validation.enabled,
+    )
+    attempt = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    plan = RunPlan(
+        run_key=cfg.run_key,
+        attempt_id=attempt,
+        model=model_ref,
+        input=input_ref,
+        input_columns=info.columns,
+        row_group_rows=list(info.row_group_rows),
+        shards=[asdict(s) for s in shards],
+        contract=asdict(contract),
+        fingerprint=fp,
+        staging_prefix=staging_prefix(model_ref.name, cfg.run_key, attempt),
+        started_at=started,
+    )
+    existing = read_manifest(open_store(cfg), model_ref.name, cfg.run_key)
+    if existing is not None and not cfg.run.dry_run:
+        if existing.fingerprint == fp:
+            plan.already_published = True
+        elif not cfg.run.overwrite:
+            from pipelines.errors import PublishConflictError
+
+            raise PublishConflictError(
+                f"run {cfg.run_key} of model {model_ref.name} is already published from other "
+                f"inputs (input {existing.input.sha256[:12]}, model {existing.model.version})",
+                fix="use another run key (run.key / --run-key), or --overwrite to replace it",
+            )
+    log.info(
+        "plan: run %s, model %s (%s), input %s: %s rows in %d shard(s)%s",
+        plan.run_key,
+        model_ref.name,
+        model_ref.version,
+        cfg.data.path.name,
+        f"{info.num_rows:,}" if info.num_rows is not None else "?",
+        len(shards),
+        ", already published: nothing to do" if plan.already_published else "",
+    )
+    return plan
+
+
+def score_shard(
+    cfg: Settings,
+    plan: RunPlan,
+    index: int,
+    on_rows: Callable[[int], None] | None = None,
+) -> ShardResult:
+    """Validate and score one shard in bounded memory; stage its parts in the object store."""
+    timings: Counter[str] = Counter()
+    t_start = time.perf_counter()
+    store = open_store(cfg)
+    model = _load(cfg)
+    contract = Contract(**{**plan.contract, "features": tuple(plan.contract["features"])})
+    info = InputInfo(
+        Path(plan.input.path),
+        plan.input.format,
+        plan.input_columns,
+        plan.input.rows,
+        tuple(plan.row_group_rows),
+    )
+    shard = Shard(**{**plan.shards[index], "row_groups": _tuple(plan.shards[index]["row_groups"])})
+    gates = _gates(cfg, contract.id_column)
+    chunk = cfg.score.chunk_size
+    batch_rows = max(cfg.validation.batch_rows if gates else chunk, chunk)
+    prefix = plan.staging_prefix
+    name = f"part-{index:05d}.parquet"
+
+    with tempfile.TemporaryDirectory(prefix="batchscore-") as tmp:
+
+        def local(key: str) -> Path:
+            return store.local_path(key) or Path(tmp) / key
+
+        scores = PartWriter(local(f"{prefix}scores/{name}"))
+        quarantine = PartWriter(local(f"{prefix}quarantine/{name}"))
+        bad_lines = BadLines()
+        hist = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+        reasons_count: Counter[str] = Counter()
+        rows_in = rows_scored = rows_quarantined = chunks = 0
+        batches = read_batches(info, shard, batch_rows, bad_lines)
+        while True:
+            t = time.perf_counter()
+            raw = next(batches, None)
+            timings["read"] += time.perf_counter() - t
+            if raw is None:
+                break
+            rows_in += len(raw)
+            t = time.perf_counter()
+            frame, reasons = prepare_batch(raw, contract)
+            timings["prepare"] += time.perf_counter() - t
+            if gates:
+                t = time.perf_counter()
+                outcome = gates[0].check_batch(frame)
+                timings["validate"] += time.perf_counter() - t
+                reasons = _merge_reasons(reasons, outcome.bad_mask, outcome.reasons)
+            bad = reasons != ""
+            if bad.any():
+                t = time.perf_counter()
+                quarantine.write(_quarantine_table(frame.loc[bad], reasons[bad]))
+                rows_quarantined += int(bad.sum())
+                reasons_count.update(_reason_keys(reasons[bad]))
+                frame = frame.loc[~bad]
+                timings["write"] += time.perf_counter() - t
+            scored_tables = []
+            for start in range(0, len(frame), chunk):
+                t = time.perf_counter()
+                table = score_chunk(
+                    model, frame.iloc[start : start + chunk], contract, plan.run_key
+                )
+                timings["predict"] += time.perf_counter() - t
+                t = time.perf_counter()
+                scores.write(table)
+                hist += histogram(table.column("score").to_numpy())
+                timings["write"] += time.perf_counter() - t
+                scored_tables.append(table)
+                rows_scored += table.num_rows
+                chunks += 1
+            if gates and scored_tables:
+                t = time.perf_counter()
+                gates[1].check_batch(pa.concat_tables(scored_tables).to_pandas())
+                timings["validate"] += time.perf_counter() - t
+            if on_rows:
+                on_rows(len(raw))
+        extra = []
+        if bad_lines.count:
+            lines = pd.DataFrame(bad_lines.rows)
+            reasons_count.update(["csv line with wrong field count"] * bad_lines.count)
+            writer = PartWriter(local(f"{prefix}badlines/{name}"))
+            writer.write(pa.Table.from_pandas(lines, preserve_index=False))
+            writer.close()
+            rows_in += bad_lines.count
+            rows_quarantined += bad_lines.count
+            extra.append((f"{prefix}badlines/{name}", "badlines", len(lines)))
+        t = time.perf_counter()
+        scores.close()
+        quarantine.close()
+        parts = []
+        for key, kind, rows in [
+            (f"{prefix}scores/{name}", "scores", scores.rows),
+            (f"{prefix}quarantine/{name}", "quarantine", quarantine.rows),
+            *extra,
+        ]:
+            path = local(key)
+            if path.exists():
+                parts.append(_stage(store, path, key, kind, index, rows))
+        ids_key = None
+        if gates:
+            ids_key = f"{prefix}ids/part-{index:05d}.npy"
+            np.save(local(ids_key), gates[0].id_hashes(), allow_pickle=False)
+            store.put_file(local(ids_key), ids_key)
+        timings["upload"] += time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t_start
+    return ShardResult(
+        shard=index,
+        rows_in=rows_in,
+        rows_scored=rows_scored,
+        rows_quarantined=rows_quarantined,
+        chunks=chunks,
+        parts=parts,
+        histogram=hist.tolist(),
+        quarantine_reasons=dict(reasons_count.most_common(50)),
+        input_gate=gates[0].finish().to_json() if gates else None,
+        output_gate=gates[1].finish().to_json() if gates else None,
+        ids_key=ids_key,
+        timings={k: round(v, 4) for k, v in timings.items()},
+    )
+
+
+def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> RunManifest:
+    """Merge the shards, apply the run-level gates, write the reports, commit once."""
+    store = open_store(cfg)
+    results = sorted(results, key=lambda r: r.shard)
+    if [r.shard for r in results] != list(range(len(plan.shards))):
+        raise BatchscoreError(
+            f"expected results for {len(plan.shards)} shard(s), got {[r.shard for r in results]}"
+        )
+    counts = RowCounts(
+        rows_in=sum(r.rows_in for r in results),
+        rows_scored=sum(r.rows_scored for r in results),
+        rows_quarantined=sum(r.rows_quarantined for r in results),
+    )
+    parts = [p for r in results for p in r.parts]
+    staged_score_rows = sum(p.rows or 0 for p in parts if p.kind == "scores")
+    try:
+        if not counts.reconciles or staged_score_rows != counts.rows_scored:
+            raise QualityGateError(
+                f"row counts do not reconcile: {counts.rows_in:,} in, {counts.rows_scored:,} "
+                f"scored, {counts.rows_quarantined:,} quarantined, {staged_score_rows:,} staged",
+                fix="this is a bug; please report it with the run's logs",
+            )
+        if counts.rows_in == 0:
+            raise QualityGateError(
+                f"input {Path(plan.input.path).name} has no rows; refusing to publish an empty run",
+                fix="check the upstream export for this run key",
+            )
+        quality = _quality_verdicts(cfg, store, results, counts)
+        wall = time.time() - plan.started_at
+        timings = dict(sum((Counter(r.timings) for r in results), Counter()))
+        timings = {k: round(v, 3) for k, v in timings.items()} | {"wall": round(wall, 3)}
+        manifest = RunManifest(
+            run_key=plan.run_key,
+            model=plan.model,
+            input=plan.input,
+            code_version=f"batchscore {pipelines.__version__} ({_git_rev(cfg.root) or 'no git'})",
+            attempt_id=plan.attempt_id,
+            fingerprint=plan.fingerprint,
+            content_sha256=content_hash(parts),
+            counts=counts,
+            chunks=sum(r.chunks for r in results),
+            shards=len(results),
+            parts=parts,
+            quality=quality,
+            timings=timings,
+            rows_per_s=round(counts.rows_in / wall, 1) if wall > 0 else 0.0,
+            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            dry_run=cfg.run.dry_run,
+        )
+        manifest.parts.extend(_write_reports(cfg, store, plan, manifest, results))
+        _delete_ids(store, results)
+    except BaseException:
+        _discard(store, plan, results)
+        raise
+    if cfg.run.dry_run:
+        _discard(store, plan, results)
+        log.info("dry run: %s rows scored, nothing published", f"{counts.rows_scored:,}")
+        return manifest
+    outcome = commit_run(store, manifest, cfg.run.overwrite)
+    log.info(
+        "run %s: %s rows in, %s scored, %s quarantined, %.0f rows/s (%s)",
+        plan.run_key,
+        f"{counts.rows_in:,}",
+        f"{counts.rows_scored:,}",
+        f"{counts.rows_quarantined:,}",
+        manifest.rows_per_s,
+        outcome.status,
+    )
+    return outcome.manifest
+
+
+def run_pipeline(
+    cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = None
+) -> RunManifest:
+    """The whole run on this machine: plan, score shards on `score.workers` processes, commit."""
+    plan = plan_run(cfg, git_rev=git_rev, dvc_md5=dvc_md5)
+    if plan.already_published:
+        existing = read_manifest(open_store(cfg), plan.model.name, plan.run_key)
+        assert existing is not None
+        return existing
+    progress = Progress(
+        plan.input.rows, cfg.score.progress if cfg.score.progress != "off" else "log"
+    )
+    if cfg.score.progress == "off":
+        progress.mode = "off"
+    workers = min(cfg.score.resolved_workers, len(plan.shards))
+    try:
+        if workers <= 1:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(1):
+                results = [
+                    score_shard(cfg, plan, i, progress.update) for i in range(len(plan.shards))
+                ]
+        else:
+            results = _score_in_pool(cfg, plan, workers, progress)
+    except BaseException:
+        _discard(store=open_store(cfg), plan=plan, results=[])
+        raise
+    finally:
+        progress.close()
+    return finalize_run(cfg, plan, results)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+_progress_queue: Any = None
+
+
+def _init_worker(queue: Any) -> None:
+    global _progress_queue
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # one process per core; BLAS/OpenMP threads would oversubscribe
+    _progress_queue = queue
+
+
+def _worker(cfg: Settings, plan: RunPlan, index: int) -> ShardResult:
+    return score_shard(cfg, plan, index, _progress_queue.put if _progress_queue else None)
+
+
+def _score_in_pool(
+    cfg: Settings, plan: RunPlan, workers: int, progress: Progress
+) -> list[ShardResult]:
+    import threading
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+
+    def drain() -> None:
+        while (rows := queue.get()) is not None:
+            progress.update(rows)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,)
+        ) as pool:
+            futures = [pool.submit(_worker, cfg, plan, i) for i in range(len(plan.shards))]
+            return [f.result() for f in futures]
+    finally:
+        queue.put(None)
+        reader.join(timeout=5)
+
+
+def _load(cfg: Settings) -> LoadedModel:
+    return load_model(
+        cfg.model.path,
+        pinned_sha256=cfg.model.sha256,
+        card_path=cfg.model.card_path,
+        trusted_types=cfg.model.trusted_types,
+    )
+
+
+def _gates(cfg: Settings, id_column: str) -> tuple[Any, Any] | None:
+    if not cfg.validation.enabled:
+        return None
+    from pipelines.quality import StreamingGate, load_suite
+
+    return (
+        StreamingGate(load_suite(cfg.validation.input_suite), id_column),
+        StreamingGate(load_suite(cfg.validation.output_suite), "id"),
+    )
+
+
+def _suite_hashes(cfg: Settings) -> dict[str, str | None]:
+    if not cfg.validation.enabled:
+        return {}
+    out: dict[str, str | None] = {}
+    for name in ("input_suite", "output_suite"):
+        path = getattr(cfg.validation, name)
+        if path is None or not path.is_file():
+            raise InputDataError(
+                f"validation.{name} {path} not found",
+                fix="point it at a GX suite JSON file, or set validation.enabled: false",
+            )
+        from pipelines.quality import load_suite
+
+        load_suite(path)  # fail at plan time on a malformed suite
+        out[name] = sha256_file(path)
+    return out
+
+
+def _quality_verdicts(
+    cfg: Settings, store: ObjectStore, results: list[ShardResult], counts: RowCounts
+) -> dict[str, Any]:
+    """Run-level gates: exact aggregates and uniqueness, output checks, quarantine share."""
+    quality: dict[str, Any] = {"validation": "disabled"}
+    if cfg.validation.enabled:
+        from pipelines.quality import GateState, load_suite, merge_verdict
+
+        with tempfile.TemporaryDirectory(prefix="batchscore-ids-") as tmp:
+            arrays = []
+            for r in results:
+                if r.ids_key:
+                    path = store.local_path(r.ids_key)
+                    if path is None:
+                        path = Path(tmp) / f"{r.shard}.npy"
+                        path.write_bytes(store.get_bytes(r.ids_key) or b"")
+                    arrays.append(np.load(path, mmap_mode="r"))
+            verdicts = {
+                "input": merge_verdict(
+                    load_suite(cfg.validation.input_suite),
+                    [GateState.from_json(r.input_gate) for r in results if r.input_gate],
+                    arrays,
+                    1.0,  # the share is checked below, over every quarantined row
+                ),
+                "output": merge_verdict(
+                    load_suite(cfg.validation.output_suite),
+                    [GateState.from_json(r.output_gate) for r in results if r.output_gate],
+                    [],
+                    0.0,
+                ),
+            }
+        for verdict in verdicts.values():
+            verdict.raise_for_failure()
+        quality = {name: v.to_json() for name, v in verdicts.items()}
+    frac = counts.rows_quarantined / counts.rows_in
+    quality["quarantine_fraction"] = round(frac, 6)
+    if frac > cfg.validation.max_quarantine_fraction:
+        reasons = Counter()
+        for r in results:
+            reasons.update(r.quarantine_reasons)
+        top = "; ".join(f"{k} ({v:,})" for k, v in reasons.most_common(5))
+        raise QualityGateError(
+            f"{counts.rows_quarantined:,} of {counts.rows_in:,} rows ({frac:.2%}) were "
+            "quarantined, "
+            f"above validation.max_quarantine_fraction "
+            f"({cfg.validation.max_quarantine_fraction:.2%}); top reasons: {top}",
+            fix="fix the upstream data, or raise the threshold if this share is expected",
+        )
+    return quality
+
+
+def _write_reports(
+    cfg: Settings,
+    store: ObjectStore,
+    plan: RunPlan,
+    manifest: RunManifest,
+    results: list[ShardResult],
+) -> list[PartInfo]:
+    from pipelines.reports import build_report, render_html
+
+    report = build_report(manifest, results)
+    parts = []
+    with tempfile.TemporaryDirectory(prefix="batchscore-report-") as tmp:
+        for name, body in (
+            ("quality.json", _json_bytes(report)),
+            ("quality.html", render_html(report).encode()),
+        ):
+            key = f"{plan.staging_prefix}reports/{name}"
+            path = store.local_path(key) or Path(tmp) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
+            parts.append(_stage(store, path, key, "report", None, None))
+    return parts
+
+
+def _json_bytes(obj: Any) -> bytes:
+    import json
+
+    return (json.dumps(obj, indent=2, default=str) + "\n").encode()
+
+
+def _stage(
+    store: ObjectStore, path: Path, key: str, kind: str, shard: int | None, rows: int | None
+) -> PartInfo:
+    info = PartInfo(
+        key=key,
+        kind=kind,
+        shard=shard,
+        rows=rows,
+        bytes=path.stat().st_size,
+        sha256=sha256_file(path),
+    )
+    store.put_file(path, key)
+    return info
+
+
+def _delete_ids(store: ObjectStore, results: list[ShardResult]) -> None:
+    store.delete([r.ids_key for r in results if r.ids_key])
+
+
+def _discard(store: ObjectStore, plan: RunPlan, results: list[ShardResult]) -> None:
+    try:
+        store.delete(store.list_keys(plan.staging_prefix))
+    except Exception:  # best effort: a stale attempt is harmless and removed by the next commit
+        log.warning("could not remove staging prefix %s", plan.staging_prefix, exc_info=True)
+
+
+def _merge_reasons(
+    reasons: np.ndarray, bad_mask: np.ndarray, gate_reasons: np.ndarray
+) -> np.ndarray:
+    if not bad_mask.any():
+        return reasons
+    merged = reasons.copy()
+    for i, reason in zip(np.flatnonzero(bad_mask), gate_reasons, strict=True):
+        merged[i] = f"{merged[i]}; {reason}" if merged[i] else reason
+    return merged
+
+
+def _reason_keys(reasons: np.ndarray) -> list[str]:
+    """Group reasons by what failed, without the offending value, for the summary."""
+    keys = []
+    for reason in reasons:
+        for part in str(reason).split("; "):
+            keys.append(part.split(" (")[0].split(": cannot parse")[0].split(": non-finite")[0])
+    return keys
+
+
+def _quarantine_table(frame: pd.DataFrame, reasons: np.ndarray) -> pa.Table:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.append_column("_reason", pa.array(reasons.astype(str), pa.string()))
+
+
+def _tuple(value: Any) -> tuple[int, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def _git_rev(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None

@@ -1,0 +1,66 @@
+"""The train stage: fit the demo pipeline on the labelled data and write model + card."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from pipelines.config import Settings
+from pipelines.datagen import ID_COLUMN, TIME_COLUMN
+from pipelines.errors import InputDataError
+from pipelines.models import build_pipeline, feature_kinds, save_model
+from pipelines.storage import sha256_file
+
+log = logging.getLogger(__name__)
+
+
+def train_model(cfg: Settings, data_path: Path | None = None) -> dict[str, Any]:
+    """Fit, evaluate on a held-out split, save to `cfg.model.path`; return the model card."""
+    path = data_path or cfg.generate.train_path
+    if not path.is_file():
+        raise InputDataError(
+            f"training data {path} not found", fix="run `batchscore generate` first"
+        )
+    frame = pq.read_table(path).to_pandas()
+    label = cfg.train.label_column
+    if label not in frame.columns:
+        raise InputDataError(f"training data has no label column {label!r}", where=str(path))
+    drop = [c for c in (label, ID_COLUMN, cfg.data.id_column, TIME_COLUMN) if c in frame.columns]
+    x, y = frame.drop(columns=drop), frame[label]
+    features = feature_kinds(x)
+    numeric = [f.name for f in features if f.kind == "numeric"]
+    categorical = [f.name for f in features if f.kind == "categorical"]
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=cfg.train.test_fraction, random_state=cfg.train.seed, stratify=y
+    )
+    model = build_pipeline(
+        numeric, categorical, cfg.train.model, cfg.train.max_iter, cfg.train.seed
+    )
+    log.info("fitting %s on %d rows x %d features", cfg.train.model, len(x_train), x.shape[1])
+    model.fit(x_train, y_train)
+    proba = model.predict_proba(x_test)
+    metrics = {
+        "roc_auc": round(float(roc_auc_score(y_test, proba[:, 1])), 4),
+        "accuracy": round(float(accuracy_score(y_test, model.classes_[proba.argmax(1)])), 4),
+        "log_loss": round(float(log_loss(y_test, proba)), 4),
+        "n_train": len(x_train),
+        "n_test": len(x_test),
+        "positive_rate": round(float(pd.Series(y).mean()), 4),
+    }
+    card = save_model(
+        model,
+        cfg.model.path,
+        name=f"churn-{cfg.train.model}",
+        features=features,
+        training={"path": path.name, "sha256": sha256_file(path), "rows": len(frame)},
+        metrics=metrics,
+        params=cfg.train.model_dump(),
+    )
+    log.info("model %s written: %s, metrics %s", card["version"], cfg.model.path, metrics)
+    return card
