@@ -95,6 +95,11 @@ class ScoreParams(_Section):
     shard_rows: int = Field(1_000_000, ge=1, description="target rows per shard (unit of fan-out)")
     progress: Literal["auto", "bar", "log", "off"] = "auto"
 
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: object) -> object:
+        return {False: "off", True: "auto"}.get(v, v) if isinstance(v, bool) else v  # YAML: off
+
     @property
     def resolved_workers(self) -> int:
         return self.workers or (os.cpu_count() or 1)

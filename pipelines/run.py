@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import multiprocessing as mp
+import os
 import subprocess
 import tempfile
 import time
@@ -393,6 +394,7 @@ def run_pipeline(
 # --- helpers -------------------------------------------------------------------------------
 
 _progress_queue: Any = None
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _init_worker(queue: Any) -> None:
@@ -414,6 +416,9 @@ def _score_in_pool(
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
+    # Spawned children read these when their OpenMP/BLAS runtimes load: one thread per process.
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))
 
     def drain() -> None:
         while (rows := queue.get()) is not None:
@@ -428,6 +433,11 @@ def _score_in_pool(
             futures = [pool.submit(_worker, cfg, plan, i) for i in range(len(plan.shards))]
             return [f.result() for f in futures]
     finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         queue.put(None)
         reader.join(timeout=5)
 
@@ -528,9 +538,9 @@ def _write_reports(
     manifest: RunManifest,
     results: list[ShardResult],
 ) -> list[PartInfo]:
-    from pipelines.reports import build_report, render_html
+    from pipelines.reports import render_html
 
-    report = build_report(manifest, results)
+    report = _report(cfg, manifest, results)
     parts = []
     with tempfile.TemporaryDirectory(prefix="batchscore-report-") as tmp:
         for name, body in (
@@ -543,6 +553,38 @@ def _write_reports(
             path.write_bytes(body)
             parts.append(_stage(store, path, key, "report", None, None))
     return parts
+
+
+def _report(cfg: Settings, manifest: RunManifest, results: list[ShardResult]) -> dict[str, Any]:
+    """Everything a person (HTML) or a machine (JSON) needs to judge this run."""
+    hist = np.sum([r.histogram for r in results], axis=0).astype(int).tolist()
+    reasons: Counter[str] = Counter()
+    for r in results:
+        reasons.update(r.quarantine_reasons)
+    return {
+        "run_key": manifest.run_key,
+        "created_at": manifest.created_at,
+        "attempt_id": manifest.attempt_id,
+        "model": manifest.model.model_dump(),
+        "input": manifest.input.model_dump(),
+        "output_uri": cfg.output.uri,
+        "counts": manifest.counts.model_dump(),
+        "chunks": manifest.chunks,
+        "shards": manifest.shards,
+        "rows_per_s": manifest.rows_per_s,
+        "timings": manifest.timings,
+        "quality": manifest.quality,
+        "input_verdict": manifest.quality.get("input"),
+        "output_verdict": manifest.quality.get("output"),
+        "quarantine_fraction": manifest.quality.get("quarantine_fraction"),
+        "max_quarantine_fraction": cfg.validation.max_quarantine_fraction,
+        "quarantine_reasons": dict(reasons.most_common(50)),
+        "score_histogram": {
+            "bin_edges": np.linspace(0, 1, HISTOGRAM_BINS + 1).round(4).tolist(),
+            "counts": hist,
+        },
+        "dry_run": manifest.dry_run,
+    }
 
 
 def _json_bytes(obj: Any) -> bytes:
