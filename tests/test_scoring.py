@@ -109,7 +109,6 @@ def test_a_users_own_model_and_data_score_through_cli_flags(tmp_path: Path) -> N
         "--run-key", "theirs-1",
         "--no-validation",
         "--set", "data.id_column=order_ref",
-        "--set", "model.trusted_types=[sklearn.compose._column_transformer.make_column_transformer]",
         "--chunk-size", "500",
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
