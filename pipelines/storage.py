@@ -135,9 +135,12 @@ class LocalStore(ObjectStore):
             path = self._path(key)
             path.unlink(missing_ok=True)
             for parent in path.parents:  # prune now-empty folders, like S3 has none
-                if parent == self.root or not parent.is_dir() or any(parent.iterdir()):
+                if parent == self.root:
                     break
-                parent.rmdir()
+                try:
+                    parent.rmdir()
+                except OSError:  # not empty, or removed by a concurrent delete
+                    break
 
     def modified_at(self, key: str) -> float | None:
         try:

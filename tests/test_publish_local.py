@@ -1,0 +1,114 @@
+"""The all-or-nothing commit on the local backend: no-op reruns, conflicts, races, kills."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.errors import PublishConflictError
+from pipelines.publish import list_runs, read_manifest
+from pipelines.run import finalize_run, plan_run, run_pipeline, score_shard
+from pipelines.storage import open_store
+
+NO_GX = {"validation.enabled": False}
+
+
+def attempts(cfg, manifest) -> list[str]:  # type: ignore[no-untyped-def]
+    root = Path(cfg.output.uri.removeprefix("file://")) / manifest.model.name / manifest.run_key
+    return sorted(p.name for p in (root / "attempts").iterdir())
+
+
+def test_identical_rerun_is_a_noop(make_cfg) -> None:  # type: ignore[no-untyped-def]
+    cfg = make_cfg(**NO_GX)
+    first = run_pipeline(cfg)
+    again = run_pipeline(make_cfg(**NO_GX, **{"score.chunk_size": 4096}))
+    assert again == first  # chunk size changes no byte of the output: nothing republished
+    assert attempts(cfg, first) == [first.attempt_id]
+
+
+def test_other_output_for_a_published_key_is_refused_unless_overwrite(
+    make_cfg, score_file, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    first = run_pipeline(make_cfg(**NO_GX))
+    other = tmp_path / "other.parquet"
+    pq.write_table(pq.read_table(score_file).slice(0, 4000), other)
+    with pytest.raises(PublishConflictError, match="already published from other inputs"):
+        run_pipeline(make_cfg(**NO_GX, **{"data.path": str(other)}))
+    cfg = make_cfg(**NO_GX, **{"data.path": str(other), "run.overwrite": True})
+    replaced = run_pipeline(cfg)
+    assert replaced.counts.rows_in == 4000 and replaced.attempt_id != first.attempt_id
+    assert read_manifest(open_store(cfg), first.model.name, "test-run") == replaced
+    assert attempts(cfg, replaced) == [replaced.attempt_id]  # the old parts are gone
+
+
+@pytest.mark.parametrize("same_output", [True, False])
+def test_racing_commits_one_wins(make_cfg, score_file, tmp_path, same_output) -> None:  # type: ignore[no-untyped-def]
+    """Two attempts of one run key reach the commit together: exactly one manifest is written."""
+    paths = [score_file, score_file]
+    if not same_output:
+        paths[1] = tmp_path / "other.parquet"
+        pq.write_table(pq.read_table(score_file).slice(0, 3000), paths[1])
+    cfgs = [make_cfg(**NO_GX, **{"data.path": str(p)}) for p in paths]
+    plans = [plan_run(c) for c in cfgs]
+    results = [
+        [score_shard(c, p, i) for i in range(len(p.shards))]
+        for c, p in zip(cfgs, plans, strict=True)
+    ]
+    barrier, outcomes = threading.Barrier(2), {}
+
+    def commit(i: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[i] = finalize_run(cfgs[i], plans[i], results[i])
+        except PublishConflictError as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=commit, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    published = read_manifest(open_store(cfgs[0]), plans[0].model.name, "test-run")
+    assert published is not None
+    winners = [i for i in (0, 1) if published.attempt_id == plans[i].attempt_id]
+    assert len(winners) == 1
+    loser = outcomes[1 - winners[0]]
+    if same_output:
+        assert loser == published  # the loser sees identical output: success, no rewrite
+    else:
+        assert isinstance(loser, PublishConflictError)
+    assert attempts(cfgs[0], published) == [published.attempt_id]
+
+
+def test_killed_before_commit_leaves_nothing_visible_and_rerun_commits_once(
+    params_file: Path,
+) -> None:
+    cmd = [sys.executable, "-m", "pipelines.cli", "score", "--params", str(params_file)]
+    cmd += ["--no-validation"]
+    env = {**os.environ, "BATCHSCORE_FAULT_AT": "before_commit"}
+    killed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    bucket = params_file.parent / "bucket"
+    assert not list(bucket.rglob("manifest.json"))
+    stale = list(bucket.glob("*/cli-run/attempts/*"))
+    assert len(stale) == 1  # staged parts exist, but no reader trusts them
+
+    from pipelines.config import load_config
+
+    cfg = load_config(params_file, env={})
+    assert list_runs(open_store(cfg)) == []
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (manifest,) = list_runs(open_store(cfg))
+    assert manifest.counts.rows_scored == 5003
+    assert [p.name for p in bucket.glob("*/cli-run/attempts/*")] == [manifest.attempt_id]
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and list_runs(open_store(cfg)) == [manifest]
