@@ -262,13 +262,7 @@ def cmd_pull(cfg: Settings, args: argparse.Namespace) -> int:
     from pipelines.datapull import pull_input
 
     pulled = pull_input(cfg)
-    print(
-        json.dumps(
-            {k: str(v) for k, v in vars(pulled).items()}
-            if hasattr(pulled, "__dict__")
-            else pulled.model_dump(mode="json")
-        )
-    )
+    print(json.dumps(pulled.as_dict(), indent=2))
     return 0
 
 

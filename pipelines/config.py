@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipelines.errors import ConfigError
 
 ENV_PREFIX = "BATCHSCORE__"
-DEFAULT_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 _RUN_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}$")
 
 
@@ -220,10 +219,10 @@ def load_config(
     `overrides` use dotted keys (`{"score.chunk_size": 5000}`); string values are parsed as YAML
     scalars so `"5000"`, `"true"` and `"null"` mean what they say.
     """
-    path = Path(params_path or os.environ.get("BATCHSCORE_PARAMS") or DEFAULT_PARAMS)
+    path = Path(params_path or os.environ.get("BATCHSCORE_PARAMS") or "params.yaml")
     if not path.is_file():
         raise ConfigError(
-            f"params file {path} not found",
+            f"params file {path.resolve()} not found",
             fix="run from the project folder, or pass --params / set BATCHSCORE_PARAMS",
         )
     try:

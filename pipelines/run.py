@@ -79,9 +79,8 @@ class ShardResult(BaseModel):
     parts: list[PartInfo]
     histogram: list[int]
     quarantine_reasons: dict[str, int]
-    input_gate: dict[str, Any] | None = None
-    output_gate: dict[str, Any] | None = None
-    ids_key: str | None = None
+    gates: dict[str, dict[str, Any]] = {}  # gate name -> its GateState as JSON
+    ids_keys: dict[str, str] = {}  # gate name -> staged .npy of sorted ID hashes
     timings: dict[str, float]
 
 
@@ -211,7 +210,7 @@ def score_shard(
             timings["prepare"] += time.perf_counter() - t
             if gates:
                 t = time.perf_counter()
-                outcome = gates[0].check_batch(frame)
+                outcome = gates["input"].check_batch(frame)
                 timings["validate"] += time.perf_counter() - t
                 reasons = _merge_reasons(reasons, outcome.bad_mask, outcome.reasons)
             bad = reasons != ""
@@ -238,7 +237,7 @@ def score_shard(
                 chunks += 1
             if gates and scored_tables:
                 t = time.perf_counter()
-                gates[1].check_batch(pa.concat_tables(scored_tables).to_pandas())
+                gates["output"].check_batch(pa.concat_tables(scored_tables).to_pandas())
                 timings["validate"] += time.perf_counter() - t
             if on_rows:
                 on_rows(len(raw))
@@ -264,11 +263,12 @@ def score_shard(
             path = local(key)
             if path.exists():
                 parts.append(_stage(store, path, key, kind, index, rows))
-        ids_key = None
-        if gates:
-            ids_key = f"{prefix}ids/part-{index:05d}.npy"
-            np.save(local(ids_key), gates[0].id_hashes(), allow_pickle=False)
-            store.put_file(local(ids_key), ids_key)
+        ids_keys = {}
+        for gate_name, gate in gates.items():
+            key = ids_keys[gate_name] = f"{prefix}ids/{gate_name}-{index:05d}.npy"
+            local(key).parent.mkdir(parents=True, exist_ok=True)
+            np.save(local(key), gate.id_hashes(), allow_pickle=False)
+            store.put_file(local(key), key)
         timings["upload"] += time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start
     return ShardResult(
@@ -280,9 +280,8 @@ def score_shard(
         parts=parts,
         histogram=hist.tolist(),
         quarantine_reasons=dict(reasons_count.most_common(50)),
-        input_gate=gates[0].finish().to_json() if gates else None,
-        output_gate=gates[1].finish().to_json() if gates else None,
-        ids_key=ids_key,
+        gates={name: gate.finish().to_json() for name, gate in gates.items()},
+        ids_keys=ids_keys,
         timings={k: round(v, 4) for k, v in timings.items()},
     )
 
@@ -451,15 +450,16 @@ def _load(cfg: Settings) -> LoadedModel:
     )
 
 
-def _gates(cfg: Settings, id_column: str) -> tuple[Any, Any] | None:
+def _gates(cfg: Settings, id_column: str) -> dict[str, Any]:
+    """The streaming GX gates of one shard, by name; none when validation is off."""
     if not cfg.validation.enabled:
-        return None
+        return {}
     from pipelines.quality import StreamingGate, load_suite
 
-    return (
-        StreamingGate(load_suite(cfg.validation.input_suite), id_column),
-        StreamingGate(load_suite(cfg.validation.output_suite), "id"),
-    )
+    return {
+        "input": StreamingGate(load_suite(cfg.validation.input_suite), id_column),
+        "output": StreamingGate(load_suite(cfg.validation.output_suite), "id"),
+    }
 
 
 def _suite_hashes(cfg: Settings) -> dict[str, str | None]:
@@ -489,28 +489,21 @@ def _quality_verdicts(
         from pipelines.quality import GateState, load_suite, merge_verdict
 
         with tempfile.TemporaryDirectory(prefix="batchscore-ids-") as tmp:
-            arrays = []
-            for r in results:
-                if r.ids_key:
-                    path = store.local_path(r.ids_key)
-                    if path is None:
-                        path = Path(tmp) / f"{r.shard}.npy"
-                        path.write_bytes(store.get_bytes(r.ids_key) or b"")
-                    arrays.append(np.load(path, mmap_mode="r"))
-            verdicts = {
-                "input": merge_verdict(
-                    load_suite(cfg.validation.input_suite),
-                    [GateState.from_json(r.input_gate) for r in results if r.input_gate],
-                    arrays,
-                    1.0,  # the share is checked below, over every quarantined row
-                ),
-                "output": merge_verdict(
-                    load_suite(cfg.validation.output_suite),
-                    [GateState.from_json(r.output_gate) for r in results if r.output_gate],
-                    [],
-                    0.0,
-                ),
-            }
+            verdicts = {}
+            for name, suite_path, share in (
+                ("input", cfg.validation.input_suite, 1.0),  # share checked below, over all rows
+                ("output", cfg.validation.output_suite, 0.0),
+            ):
+                states = [GateState.from_json(g) for r in results if (g := r.gates.get(name))]
+                arrays = [
+                    _fetch_array(store, r.ids_keys[name], Path(tmp))
+                    for r in results
+                    if name in r.ids_keys
+                ]
+                extra = counts.rows_in - sum(st.rows for st in states) if name == "input" else 0
+                verdicts[name] = merge_verdict(
+                    load_suite(suite_path), states, arrays, share, extra_quarantined=extra
+                )
         for verdict in verdicts.values():
             verdict.raise_for_failure()
         quality = {name: v.to_json() for name, v in verdicts.items()}
@@ -608,8 +601,17 @@ def _stage(
     return info
 
 
+def _fetch_array(store: ObjectStore, key: str, tmp: Path) -> np.ndarray:
+    """A staged .npy as a read-only memmap (downloaded first from a remote store)."""
+    path = store.local_path(key)
+    if path is None:
+        path = tmp / key.replace("/", "_")
+        path.write_bytes(store.get_bytes(key) or b"")
+    return np.load(path, mmap_mode="r")
+
+
 def _delete_ids(store: ObjectStore, results: list[ShardResult]) -> None:
-    store.delete([r.ids_key for r in results if r.ids_key])
+    store.delete([k for r in results for k in r.ids_keys.values()])
 
 
 def _discard(store: ObjectStore, plan: RunPlan, results: list[ShardResult]) -> None:

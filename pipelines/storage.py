@@ -122,13 +122,12 @@ class LocalStore(ObjectStore):
         base = self._path(prefix) if prefix else self.root
         if base.is_file():
             return [prefix]
-        if not base.is_dir():
-            return []
-        return sorted(
-            p.relative_to(self.root).as_posix()
-            for p in base.rglob("*")
-            if p.is_file() and not p.name.endswith(".tmp")
-        )
+        keys = []
+        for folder, _, files in os.walk(base):  # tolerates folders removed while we walk
+            for name in files:
+                if not name.endswith(".tmp"):
+                    keys.append((Path(folder) / name).relative_to(self.root).as_posix())
+        return sorted(keys)
 
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:

@@ -17,6 +17,8 @@ import yaml
 from pipelines.config import Settings, load_config
 from pipelines.datagen import write_dataset
 
+pytest_plugins = ["tests.s3_fixtures"]
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
