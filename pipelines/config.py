@@ -110,7 +110,7 @@ class ValidationParams(_Section):
     enabled: bool = True
     input_suite: Path | None = Path("validation/input_suite.json")
     output_suite: Path | None = Path("validation/output_suite.json")
-    batch_rows: int = Field(500_000, ge=1, description="rows per GX validation call")
+    batch_rows: int = Field(1_000_000, ge=1, description="rows per GX validation call")
     max_quarantine_fraction: float = Field(0.05, ge=0, le=1)
 
 

@@ -210,7 +210,7 @@ def score_shard(
             timings["prepare"] += time.perf_counter() - t
             if gates:
                 t = time.perf_counter()
-                outcome = gates["input"].check_batch(frame)
+                outcome = gates["input"].check_batch(frame, already_quarantined=reasons != "")
                 timings["validate"] += time.perf_counter() - t
                 reasons = _merge_reasons(reasons, outcome.bad_mask, outcome.reasons)
             bad = reasons != ""
@@ -531,13 +531,13 @@ def _write_reports(
     manifest: RunManifest,
     results: list[ShardResult],
 ) -> list[PartInfo]:
-    from pipelines.reports import render_html
+    from pipelines.reports import render_html, render_json
 
-    report = _report(cfg, manifest, results)
+    report = _report(manifest, results)
     parts = []
     with tempfile.TemporaryDirectory(prefix="batchscore-report-") as tmp:
         for name, body in (
-            ("quality.json", _json_bytes(report)),
+            ("quality.json", render_json(report).encode()),
             ("quality.html", render_html(report).encode()),
         ):
             key = f"{plan.staging_prefix}reports/{name}"
@@ -548,42 +548,36 @@ def _write_reports(
     return parts
 
 
-def _report(cfg: Settings, manifest: RunManifest, results: list[ShardResult]) -> dict[str, Any]:
+def _report(manifest: RunManifest, results: list[ShardResult]) -> dict[str, Any]:
     """Everything a person (HTML) or a machine (JSON) needs to judge this run."""
-    hist = np.sum([r.histogram for r in results], axis=0).astype(int).tolist()
+    from pipelines.reports import build_report
+
     reasons: Counter[str] = Counter()
     for r in results:
         reasons.update(r.quarantine_reasons)
-    return {
-        "run_key": manifest.run_key,
-        "created_at": manifest.created_at,
-        "attempt_id": manifest.attempt_id,
-        "model": manifest.model.model_dump(),
-        "input": manifest.input.model_dump(),
-        "output_uri": cfg.output.uri,
-        "counts": manifest.counts.model_dump(),
-        "chunks": manifest.chunks,
-        "shards": manifest.shards,
-        "rows_per_s": manifest.rows_per_s,
-        "timings": manifest.timings,
-        "quality": manifest.quality,
-        "input_verdict": manifest.quality.get("input"),
-        "output_verdict": manifest.quality.get("output"),
-        "quarantine_fraction": manifest.quality.get("quarantine_fraction"),
-        "max_quarantine_fraction": cfg.validation.max_quarantine_fraction,
-        "quarantine_reasons": dict(reasons.most_common(50)),
-        "score_histogram": {
-            "bin_edges": np.linspace(0, 1, HISTOGRAM_BINS + 1).round(4).tolist(),
-            "counts": hist,
+    c = manifest.counts
+    return build_report(
+        run_key=manifest.run_key,
+        model_name=manifest.model.name,
+        model_version=manifest.model.version,
+        input_path=manifest.input.path,
+        rows_in=c.rows_in,
+        rows_scored=c.rows_scored,
+        rows_quarantined=c.rows_quarantined,
+        input_verdict=manifest.quality.get("input"),
+        output_verdict=manifest.quality.get("output"),
+        score_histogram=np.sum([r.histogram for r in results], axis=0).astype(int).tolist(),
+        quarantine_reasons=dict(reasons.most_common(50)),
+        timings=manifest.timings,
+        status="dry run" if manifest.dry_run else None,
+        input_version={
+            "sha256": manifest.input.sha256,
+            "git_rev": manifest.input.git_rev,
+            "dvc_md5": manifest.input.dvc_md5,
+            "rows_per_s": manifest.rows_per_s,
+            "attempt_id": manifest.attempt_id,
         },
-        "dry_run": manifest.dry_run,
-    }
-
-
-def _json_bytes(obj: Any) -> bytes:
-    import json
-
-    return (json.dumps(obj, indent=2, default=str) + "\n").encode()
+    )
 
 
 def _stage(
