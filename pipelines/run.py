@@ -313,7 +313,7 @@ def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Ru
                 f"input {Path(plan.input.path).name} has no rows; refusing to publish an empty run",
                 fix="check the upstream export for this run key",
             )
-        quality = _quality_verdicts(cfg, store, results, counts)
+        quality, failure = _quality_verdicts(cfg, results, store, counts)
         wall = time.time() - plan.started_at
         timings = dict(sum((Counter(r.timings) for r in results), Counter()))
         timings = {k: round(v, 3) for k, v in timings.items()} | {"wall": round(wall, 3)}
@@ -335,6 +335,11 @@ def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Ru
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             dry_run=cfg.run.dry_run,
         )
+        if failure is not None:
+            report = _save_failure_report(cfg, manifest, results)
+            raise QualityGateError(
+                failure.what, fix=f"{failure.fix + '. ' if failure.fix else ''}Report: {report}"
+            )
         manifest.parts.extend(_write_reports(cfg, store, plan, manifest, results))
         _delete_ids(store, results)
     except BaseException:
@@ -481,9 +486,12 @@ def _suite_hashes(cfg: Settings) -> dict[str, str | None]:
 
 
 def _quality_verdicts(
-    cfg: Settings, store: ObjectStore, results: list[ShardResult], counts: RowCounts
-) -> dict[str, Any]:
-    """Run-level gates: exact aggregates and uniqueness, output checks, quarantine share."""
+    cfg: Settings, results: list[ShardResult], store: ObjectStore, counts: RowCounts
+) -> tuple[dict[str, Any], QualityGateError | None]:
+    """Run-level gates: exact aggregates and uniqueness, output checks, quarantine share.
+
+    Returns the verdicts and the first failure, so a failed run still gets its report.
+    """
     quality: dict[str, Any] = {"validation": "disabled"}
     if cfg.validation.enabled:
         from pipelines.quality import GateState, load_suite, merge_verdict
@@ -491,7 +499,7 @@ def _quality_verdicts(
         with tempfile.TemporaryDirectory(prefix="batchscore-ids-") as tmp:
             verdicts = {}
             for name, suite_path, share in (
-                ("input", cfg.validation.input_suite, 1.0),  # share checked below, over all rows
+                ("input", cfg.validation.input_suite, cfg.validation.max_quarantine_fraction),
                 ("output", cfg.validation.output_suite, 0.0),
             ):
                 states = [GateState.from_json(g) for r in results if (g := r.gates.get(name))]
@@ -504,9 +512,12 @@ def _quality_verdicts(
                 verdicts[name] = merge_verdict(
                     load_suite(suite_path), states, arrays, share, extra_quarantined=extra
                 )
-        for verdict in verdicts.values():
-            verdict.raise_for_failure()
         quality = {name: v.to_json() for name, v in verdicts.items()}
+        for verdict in verdicts.values():
+            try:
+                verdict.raise_for_failure()
+            except QualityGateError as exc:
+                return quality, exc
     frac = counts.rows_quarantined / counts.rows_in
     quality["quarantine_fraction"] = round(frac, 6)
     if frac > cfg.validation.max_quarantine_fraction:
@@ -514,14 +525,14 @@ def _quality_verdicts(
         for r in results:
             reasons.update(r.quarantine_reasons)
         top = "; ".join(f"{k} ({v:,})" for k, v in reasons.most_common(5))
-        raise QualityGateError(
+        return quality, QualityGateError(
             f"{counts.rows_quarantined:,} of {counts.rows_in:,} rows ({frac:.2%}) were "
             "quarantined, "
             f"above validation.max_quarantine_fraction "
             f"({cfg.validation.max_quarantine_fraction:.2%}); top reasons: {top}",
             fix="fix the upstream data, or raise the threshold if this share is expected",
         )
-    return quality
+    return quality, None
 
 
 def _write_reports(
@@ -593,6 +604,17 @@ def _stage(
     )
     store.put_file(path, key)
     return info
+
+
+def _save_failure_report(cfg: Settings, manifest: RunManifest, results: list[ShardResult]) -> Path:
+    """A failed run publishes nothing, but a person still needs to see why: keep it locally."""
+    from pipelines.reports import render_html
+
+    folder = cfg.root / "reports" / "failed"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{manifest.model.name}-{manifest.run_key}-{manifest.attempt_id}.html"
+    path.write_text(render_html(_report(manifest, results)))
+    return path
 
 
 def _fetch_array(store: ObjectStore, key: str, tmp: Path) -> np.ndarray:

@@ -185,3 +185,18 @@ def test_too_many_bad_rows_fail_the_run(
     err = capsys.readouterr().err
     assert "21 of 100 rows (21.00%) were quarantined" in err and "utilization" in err
     assert bucket_is_empty(params_file)
+
+
+def test_failed_gate_publishes_nothing_but_leaves_a_report(
+    params_file: Path, score_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = pq.read_table(score_file).to_pandas()
+    frame.loc[10, "customer_id"] = frame.loc[11, "customer_id"]  # one duplicated ID
+    frame.to_parquet(tmp_path / "dupes.parquet", row_group_size=1_000)
+    code = main(["score", "--params", str(params_file), "--input", str(tmp_path / "dupes.parquet")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "expect_column_values_to_be_unique(customer_id)" in err
+    report = Path(err.rsplit("Report: ", 1)[1].strip())
+    assert report.is_file() and "Why the gate failed" in report.read_text()
+    assert bucket_is_empty(params_file)
