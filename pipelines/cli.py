@@ -44,7 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    for noisy in ("great_expectations", "botocore", "urllib3", "s3transfer", "matplotlib"):
+    for noisy in (
+        "great_expectations",
+        "great_expectations.data_context.types.base",  # "ephemeral docs site" on every call
+        "botocore",
+        "urllib3",
+        "s3transfer",
+        "matplotlib",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         cfg = load_config(args.params, _overrides(args))

@@ -33,6 +33,7 @@ class Progress:
         self.done = 0
         self.start = time.perf_counter()
         self._last = 0.0
+        self._logged = -1
         self._lock = threading.Lock()
 
     def update(self, rows: int) -> None:
@@ -43,9 +44,13 @@ class Progress:
                 self._last = now
                 self.stream.write("\r" + self.line() + "\033[K")
                 self.stream.flush()
-            elif self.mode == "log" and now - self._last >= self.log_every:
-                self._last = now
+            elif self.mode == "log" and (now - self._last >= self.log_every or self._finished):
+                self._last, self._logged = now, self.done
                 log.info(self.line())
+
+    @property
+    def _finished(self) -> bool:
+        return self.total is not None and self.done >= self.total
 
     def line(self) -> str:
         elapsed = max(time.perf_counter() - self.start, 1e-9)
@@ -63,5 +68,5 @@ class Progress:
         if self.mode == "bar":
             self.stream.write("\r" + self.line() + "\033[K\n")
             self.stream.flush()
-        elif self.mode == "log":
+        elif self.mode == "log" and self._logged != self.done:
             log.info(self.line())
