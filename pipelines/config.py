@@ -24,6 +24,13 @@ ENV_PREFIX = "BATCHSCORE__"
 _RUN_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}$")
 
 
+def _as_text(value: object) -> object:
+    """YAML reads 2026-11-23 as a date and 1234 as an int; keys and revisions are text."""
+    if isinstance(value, dt.date | int) and not isinstance(value, bool):
+        return value.isoformat() if isinstance(value, dt.date) else str(value)
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -58,6 +65,8 @@ class DataParams(_Section):
     rev: str | None = Field(None, description="git revision of the DVC repo that pins the input")
     repo: str | None = Field(None, description="git URL/path of the DVC repo (default: this repo)")
     md5: str | None = Field(None, description="expected DVC md5 of the input, checked after pull")
+
+    _rev_text = field_validator("rev", "md5", mode="before")(lambda v: _as_text(v))
 
     @property
     def resolved_format(self) -> Literal["parquet", "csv"]:
@@ -148,6 +157,11 @@ class RunParams(_Section):
     key: str | None = Field(None, description="partition key; default: today's UTC date")
     overwrite: bool = False
     dry_run: bool = False
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _key_text(cls, v: object) -> object:
+        return _as_text(v)
 
     @field_validator("key")
     @classmethod

@@ -238,6 +238,7 @@ def _skops_load(path: Path, trusted: list[str]) -> Any:
             fix="if you trust this artifact, add them to model.trusted_types in params.yaml",
         )
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # skops scans every loaded module
         warnings.simplefilter("error", InconsistentVersionWarning)
         try:
             return sio.load(path, trusted=trusted)

@@ -59,3 +59,12 @@ def test_bad_files_are_explained(tmp_path: Path) -> None:
         load_config(bad, env={})
     with pytest.raises(ConfigError, match="must be section.key"):
         load_config(ROOT / "params.yaml", {"chunk_size": 3}, env={})
+
+
+def test_dates_and_numbers_stay_text_for_keys_and_revisions(tmp_path: Path) -> None:
+    """YAML reads 2026-11-23 as a date: a run key or a git revision must stay text."""
+    params = tmp_path / "params.yaml"
+    params.write_text("run:\n  key: 2026-11-23\ndata:\n  rev: 1234\n")
+    cfg = load_config(params, env={"BATCHSCORE__DATA__MD5": "123"})
+    assert (cfg.run_key, cfg.data.rev, cfg.data.md5) == ("2026-11-23", "1234", "123")
+    assert load_config(params, {"run.key": "2026-12-01"}, env={}).run_key == "2026-12-01"
