@@ -289,6 +289,10 @@ def score_shard(
 def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> RunManifest:
     """Merge the shards, apply the run-level gates, write the reports, commit once."""
     store = open_store(cfg)
+    if plan.already_published:  # nothing was scored: the published run stands
+        existing = read_manifest(store, plan.model.name, plan.run_key)
+        if existing is not None:
+            return existing
     results = sorted(results, key=lambda r: r.shard)
     if [r.shard for r in results] != list(range(len(plan.shards))):
         raise BatchscoreError(
@@ -368,9 +372,7 @@ def run_pipeline(
     """The whole run on this machine: plan, score shards on `score.workers` processes, commit."""
     plan = plan_run(cfg, git_rev=git_rev, dvc_md5=dvc_md5)
     if plan.already_published:
-        existing = read_manifest(open_store(cfg), plan.model.name, plan.run_key)
-        assert existing is not None
-        return existing
+        return finalize_run(cfg, plan, [])
     progress = Progress(
         plan.input.rows, cfg.score.progress if cfg.score.progress != "off" else "log"
     )
