@@ -66,6 +66,7 @@ class RunPlan(BaseModel):
     staging_prefix: str
     already_published: bool = False
     started_at: float
+    plan_seconds: float = 0.0
 
 
 class ShardResult(BaseModel):
@@ -147,6 +148,7 @@ def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = No
                 f"inputs (input {existing.input.sha256[:12]}, model {existing.model.version})",
                 fix="use another run key (run.key / --run-key), or --overwrite to replace it",
             )
+    plan.plan_seconds = round(time.time() - started, 3)
     log.info(
         "plan: run %s, model %s (%s), input %s: %s rows in %d shard(s)%s",
         plan.run_key,
@@ -317,10 +319,15 @@ def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Ru
                 f"input {Path(plan.input.path).name} has no rows; refusing to publish an empty run",
                 fix="check the upstream export for this run key",
             )
+        t_verdict = time.perf_counter()
         quality, failure = _quality_verdicts(cfg, results, store, counts)
         wall = time.time() - plan.started_at
         timings = dict(sum((Counter(r.timings) for r in results), Counter()))
-        timings = {k: round(v, 3) for k, v in timings.items()} | {"wall": round(wall, 3)}
+        timings = {k: round(v, 3) for k, v in timings.items()} | {
+            "plan": plan.plan_seconds,
+            "verdict": round(time.perf_counter() - t_verdict, 3),
+            "wall": round(wall, 3),
+        }
         manifest = RunManifest(
             run_key=plan.run_key,
             model=plan.model,
@@ -420,7 +427,12 @@ def _score_in_pool(
 ) -> list[ShardResult]:
     import threading
 
-    ctx = mp.get_context("spawn")
+    # fork: workers inherit the imported libraries (sklearn, pyarrow, GX cost seconds of CPU to
+    # import) and the verified model, instead of loading them again; spawn where there is no fork.
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(method)
+    if method == "fork" and cfg.validation.enabled:
+        import great_expectations  # noqa: F401  (imported once, here, for every worker)
     queue = ctx.Queue()
     # Spawned children read these when their OpenMP/BLAS runtimes load: one thread per process.
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
@@ -431,14 +443,16 @@ def _score_in_pool(
             progress.update(rows)
 
     reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
     try:
         with ProcessPoolExecutor(
             workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,)
         ) as pool:
             futures = [pool.submit(_worker, cfg, plan, i) for i in range(len(plan.shards))]
+            reader.start()  # only once the workers exist: never fork with a live thread of ours
             return [f.result() for f in futures]
     finally:
+        if not reader.is_alive():
+            reader.start()  # so the sentinel below is consumed
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -448,13 +462,27 @@ def _score_in_pool(
         reader.join(timeout=5)
 
 
+_models: dict[tuple[Any, ...], LoadedModel] = {}
+
+
 def _load(cfg: Settings) -> LoadedModel:
-    return load_model(
-        cfg.model.path,
-        pinned_sha256=cfg.model.sha256,
-        card_path=cfg.model.card_path,
-        trusted_types=cfg.model.trusted_types,
-    )
+    """The verified model, deserialized once per process for as long as the file is unchanged.
+
+    The file is hashed again on every call, so a model swapped between shards is never reused.
+    """
+    path = cfg.model.path
+    digest = sha256_file(path) if path.is_file() else None
+    key = (path, digest, cfg.model.sha256, cfg.model.card_path, tuple(cfg.model.trusted_types))
+    if key not in _models:
+        model = load_model(
+            path,
+            pinned_sha256=cfg.model.sha256,
+            card_path=cfg.model.card_path,
+            trusted_types=cfg.model.trusted_types,
+        )
+        _models.clear()
+        _models[key] = model
+    return _models[key]
 
 
 def _gates(cfg: Settings, id_column: str) -> dict[str, Any]:

@@ -63,6 +63,22 @@ def histogram(scores: np.ndarray) -> list[int]:
     return counts.tolist()
 
 
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Columns worth dictionary-encoding: text and already-dictionary columns.
+
+    Numeric columns (IDs, scores) are nearly unique, so the default (dictionary for every column)
+    makes Parquet build a dictionary per page and then fall back to plain encoding: about 2.5x the
+    write time of plain encoding, for a larger file.
+    """
+    return [
+        f.name
+        for f in schema
+        if pa.types.is_dictionary(f.type)
+        or pa.types.is_string(f.type)
+        or pa.types.is_large_string(f.type)
+    ]
+
+
 class PartWriter:
     """Writes one Parquet part incrementally, in fixed-size row groups.
 
@@ -83,7 +99,12 @@ class PartWriter:
     def write(self, table: pa.Table) -> None:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.path, table.schema, compression=self.compression)
+            self._writer = pq.ParquetWriter(
+                self.path,
+                table.schema,
+                compression=self.compression,
+                use_dictionary=_dictionary_columns(table.schema),
+            )
         elif table.schema != self._writer.schema:
             table = table.cast(self._writer.schema)
         self._pending.append(table)

@@ -1,0 +1,1 @@
+"""Benchmark: batchscore against the bare model (the ceiling) and the naive script."""
