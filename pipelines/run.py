@@ -347,7 +347,7 @@ def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Ru
             dry_run=cfg.run.dry_run,
         )
         if failure is not None:
-            report = _save_failure_report(cfg, manifest, results)
+            report = _save_local_report(cfg, manifest, results, "failed")
             raise QualityGateError(
                 failure.what, fix=f"{failure.fix + '. ' if failure.fix else ''}Report: {report}"
             )
@@ -358,7 +358,12 @@ def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Ru
         raise
     if cfg.run.dry_run:
         _discard(store, plan, results)
-        log.info("dry run: %s rows scored, nothing published", f"{counts.rows_scored:,}")
+        report = _save_local_report(cfg, manifest, results, "dry-run")
+        log.info(
+            "dry run: %s rows scored, nothing published; quality report: %s",
+            f"{counts.rows_scored:,}",
+            report,
+        )
         return manifest
     outcome = commit_run(store, manifest, cfg.run.overwrite)
     log.info(
@@ -636,11 +641,13 @@ def _stage(
     return info
 
 
-def _save_failure_report(cfg: Settings, manifest: RunManifest, results: list[ShardResult]) -> Path:
-    """A failed run publishes nothing, but a person still needs to see why: keep it locally."""
+def _save_local_report(
+    cfg: Settings, manifest: RunManifest, results: list[ShardResult], kind: str
+) -> Path:
+    """Failed and dry runs publish nothing, but a person still wants their report: keep it here."""
     from pipelines.reports import render_html
 
-    folder = cfg.root / "reports" / "failed"
+    folder = cfg.root / "reports" / kind
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{manifest.model.name}-{manifest.run_key}-{manifest.attempt_id}.html"
     path.write_text(render_html(_report(manifest, results)))
