@@ -102,16 +102,19 @@ def _card_version(card: Path) -> str | None:
     return json.loads(card.read_text()).get("sklearn_version")
 
 
-def shard_layout(rows: int, workers: int, max_groups: int = 8) -> int:
-    """score.shard_rows for this input: whole row groups, at least one shard per worker.
+def shard_layout(rows: int, workers: int, max_groups: int = 16) -> int:
+    """score.shard_rows for this input: whole row groups.
 
-    The same 8 row groups (524,288 rows) at every size of 1M rows and up, so each shard, and so
-    each GX validation batch (a batch never spans shards), is the same size at 1M and at 10M:
-    peak memory can then be compared across sizes. Smaller inputs get smaller shards, so that
-    every worker has one.
+    The same 16 row groups (1,048,576 rows, about params.yaml's shard_rows and batch_rows) for
+    every input that has them, so each shard, and so each GX validation batch (a batch never
+    spans shards), is the same size at 1M and at 10M: peak memory can then be compared across
+    sizes, and GX's fixed cost per call is paid once per ~1M rows. A 1M-row input is then one
+    shard, which one worker scores. Smaller inputs get smaller shards, one per worker.
     """
     groups = -(-rows // ROW_GROUP_ROWS)
-    return max(1, min(max_groups, groups // workers)) * ROW_GROUP_ROWS
+    if groups >= max_groups - 1:
+        return max_groups * ROW_GROUP_ROWS
+    return max(1, groups // workers) * ROW_GROUP_ROWS
 
 
 # --- the run -------------------------------------------------------------------------------
