@@ -102,17 +102,17 @@ def _card_version(card: Path) -> str | None:
     return json.loads(card.read_text()).get("sklearn_version")
 
 
-def shard_layout(rows: int, workers: int, max_groups: int = 16) -> int:
+def shard_layout(rows: int, workers: int, max_groups: int = 8) -> int:
     """score.shard_rows for this input: whole row groups.
 
-    The same 16 row groups (1,048,576 rows, about params.yaml's shard_rows and batch_rows) for
-    every input that has them, so each shard, and so each GX validation batch (a batch never
-    spans shards), is the same size at 1M and at 10M: peak memory can then be compared across
-    sizes, and GX's fixed cost per call is paid once per ~1M rows. A 1M-row input is then one
-    shard, which one worker scores. Smaller inputs get smaller shards, one per worker.
+    The same 8 row groups (524,288 rows) for every input that has 16 or more, so each shard, and
+    so each GX validation batch (a batch never spans shards), is the same size at 1M and at 10M:
+    peak memory then compares across sizes. 1M rows make 2 shards, 5M 10 and 10M 20: an even
+    number, so 2 workers finish together (5 shards of 1,048,576 rows would leave one worker idle
+    for the last one: at most 5/3 = 1.67x). Smaller inputs get smaller shards, one per worker.
     """
     groups = -(-rows // ROW_GROUP_ROWS)
-    if groups >= max_groups - 1:
+    if groups >= 2 * max_groups:
         return max_groups * ROW_GROUP_ROWS
     return max(1, groups // workers) * ROW_GROUP_ROWS
 
@@ -133,7 +133,7 @@ def run_one(
     env = {k: v for k, v in env.items() if not k.startswith("BATCHSCORE__")}
     cores = sorted(os.sched_getaffinity(0))
     one_core = {cores[-1]} if opts.pin else None
-    shard_rows = shard_layout(rows, max(2, opts.max_workers))
+    shard_rows = shard_layout(rows, max(2, opts.max_workers), opts.shard_groups)
     args = ["--data", str(data), "--model", str(model), "--chunk-size", str(opts.chunk_size)]
     cpus = one_core
     workers = 1
@@ -232,6 +232,12 @@ def main(argv: list[str] | None = None) -> int:
         "--max-workers", type=int, default=os.cpu_count() or 2, help="workers of the N-worker run"
     )
     parser.add_argument(
+        "--shard-groups",
+        type=int,
+        default=8,
+        help="row groups (of 65,536 rows) per shard from 1M rows up (score.shard_rows)",
+    )
+    parser.add_argument(
         "--no-pin",
         dest="pin",
         action="store_false",
@@ -269,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
             "train_rows": TRAIN_ROWS,
             "pinned_single_core": opts.pin,
             "thread_env": SINGLE_THREAD,
-            "shard_rows": {size_label(r): shard_layout(r, max(2, opts.max_workers)) for r in sizes},
+            "shard_rows": {
+                size_label(r): shard_layout(r, max(2, opts.max_workers), opts.shard_groups)
+                for r in sizes
+            },
             "validation_batch_rows": _params_value("validation", "batch_rows"),
         },
         "results": [],

@@ -216,6 +216,9 @@ def test_nan_is_allowed_where_the_suite_allows_it(suite):
     df.loc[:20, "income"] = np.nan  # income may be missing (the generator leaves 2% null)
     verdict, outcomes = validate(suite, [[df]])
     assert verdict.success and verdict.rows_quarantined == 0
+    nulls = int(df["income"].isna().sum())  # GX flagged nothing, so its counts are taken as is
+    income = result(verdict, "expect_column_values_to_be_between(income")
+    assert (income.missing_count, income.element_count) == (nulls, len(df))
 
 
 def test_quarantine_fraction_above_threshold_fails(suite):
@@ -255,8 +258,10 @@ def test_a_mask_that_disagrees_with_gx_stops_the_gate(suite, monkeypatch):
         return mask, missing
 
     monkeypatch.setattr(quality, "_row_mask", off_by_one)
-    with pytest.raises(GateConsistencyError, match="GX counts 0 unexpected"):
-        StreamingGate(suite, ID).check_batch(frame(500))
+    df = frame(500)
+    df.loc[10:12, "plan"] = "platinum"  # GX counts 3 unexpected, so the mask runs
+    with pytest.raises(GateConsistencyError, match="GX counts 3 unexpected"):
+        StreamingGate(suite, ID).check_batch(df)
 
 
 # ---------------------------------------------------------------------------- uniqueness

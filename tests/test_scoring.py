@@ -127,3 +127,32 @@ def test_frame_generator_is_seeded() -> None:
     a, b = make_frame(100, seed=5), make_frame(100, seed=5)
     pd.testing.assert_frame_equal(a, b)
     assert not make_frame(100, seed=6).equals(a)
+
+
+def _affinity_after(seconds: float) -> list[int]:
+    import os
+    import time
+
+    time.sleep(seconds)  # keeps this worker busy so the next task goes to the other one
+    return sorted(os.sched_getaffinity(0))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="Linux only")
+def test_pinned_workers_each_get_their_own_cpu() -> None:
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from pipelines.run import _init_worker
+
+    cpus = sorted(os.sched_getaffinity(0))
+    ctx = mp.get_context("fork")
+    slots = ctx.Value("i", 0)
+    workers = min(2, len(cpus))
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(None, slots)
+    ) as pool:
+        seen = [f.result() for f in [pool.submit(_affinity_after, 0.5) for _ in range(workers)]]
+    assert all(len(a) == 1 for a in seen), seen  # each worker on exactly one CPU
+    assert sorted(a[0] for a in seen) == cpus[:workers]  # and no two on the same one
+    assert sorted(os.sched_getaffinity(0)) == cpus  # the parent is left alone
