@@ -87,7 +87,11 @@ def check_contract(info: InputInfo, model: LoadedModel, id_column: str) -> Contr
 
 
 def prepare_batch(frame: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, np.ndarray]:
-    """Type the batch; return it with a per-row reason ('' = usable) for unscorable rows."""
+    """Type the batch; return it with a per-row reason ('' = usable) for unscorable rows.
+
+    The input frame is left as read, so quarantined rows can be kept with their original values.
+    """
+    frame = frame.copy(deep=False)  # copy-on-write: replaced columns leave the caller's intact
     reasons = np.full(len(frame), "", dtype=object)
     for col, target in contract.parse.items():
         if col not in frame.columns or target == "text":

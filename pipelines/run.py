@@ -218,7 +218,7 @@ def score_shard(
             bad = reasons != ""
             if bad.any():
                 t = time.perf_counter()
-                quarantine.write(_quarantine_table(frame.loc[bad], reasons[bad]))
+                quarantine.write(_quarantine_table(raw.loc[bad], reasons[bad]))  # as read
                 rows_quarantined += int(bad.sum())
                 reasons_count.update(_reason_keys(reasons[bad]))
                 frame = frame.loc[~bad]

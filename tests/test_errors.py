@@ -200,3 +200,24 @@ def test_failed_gate_publishes_nothing_but_leaves_a_report(
     report = Path(err.rsplit("Report: ", 1)[1].strip())
     assert report.is_file() and "Why the gate failed" in report.read_text()
     assert bucket_is_empty(params_file)
+
+
+def test_a_huge_field_is_quarantined_whole_and_keeps_the_report_small(
+    params_file: Path, score_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = pq.read_table(score_file).to_pandas().head(2_000)
+    for col in ("age", "region"):
+        frame[col] = frame[col].astype(object)
+    huge_number, huge_text = "9" * (3 << 20) + "x", "r" * (9 << 20)  # 9 MB > one CSV block
+    frame.loc[10, "age"] = huge_number
+    frame.loc[20, "region"] = huge_text
+    frame.to_csv(tmp_path / "huge.csv", index=False)
+    code = main(["score", "--params", str(params_file), "--input", str(tmp_path / "huge.csv")])
+    assert code == 0, capsys.readouterr().err
+    assert "2,000 rows in, 1,998 scored, 2 quarantined" in capsys.readouterr().out
+    bucket = params_file.parent / "bucket"
+    q = pd.concat(pd.read_parquet(p) for p in bucket.rglob("quarantine/*.parquet"))
+    assert sorted(map(str, q["age"])) == sorted([huge_number, str(frame.loc[20, "age"])])
+    assert huge_text in set(q["region"])  # the row is kept whole, nothing lost
+    for report in [*bucket.rglob("quality.html"), *bucket.rglob("quality.json")]:
+        assert report.stat().st_size < 500_000, report  # reasons quote values, shortened
