@@ -238,72 +238,89 @@ def _expectation_items(raw: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _classify(raw: dict[str, Any], source: str) -> tuple[ExpectationSpec, ...]:
+    specs = []
+    problems: list[ConfigError] = []
+    seen_ids: set[str] = set()
+    for i, item in enumerate(_expectation_items(raw)):
+        try:
+            specs.append(_spec(i, item, source, seen_ids))
+        except ConfigError as exc:  # keep going: one message lists every expectation to fix
+            problems.append(exc)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        lines = [f"  {p.where.removeprefix(source + ', ')}: {p.what}" for p in problems]
+        raise ConfigError(
+            f"{len(problems)} of {len(specs) + len(problems)} expectations cannot be used:\n"
+            + "\n".join(lines)
+            + "\n",
+            where=source,
+            fix=_SUPPORTED_HINT,
+        )
+    return tuple(specs)
+
+
+def _spec(i: int, item: dict[str, Any], source: str, seen_ids: set[str]) -> ExpectationSpec:
+    """One expectation, checked and classified, or a ConfigError saying why it cannot be used."""
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,
     )
     from great_expectations.expectations.registry import list_registered_expectation_implementations
 
-    specs = []
-    seen_ids: set[str] = set()
-    for i, item in enumerate(_expectation_items(raw)):
-        where = f"{source}, expectation #{i}"
+    where = f"{source}, expectation #{i}"
 
-        def bad(problem: str, where: str = where) -> ConfigError:
-            return ConfigError(problem, where=where, fix=_SUPPORTED_HINT)
+    def bad(problem: str, where: str = where) -> ConfigError:
+        return ConfigError(problem, where=where, fix=_SUPPORTED_HINT)
 
-        if not isinstance(item.get("type"), str) or not isinstance(item.get("kwargs"), dict):
-            raise bad('each expectation needs a "type" string and a "kwargs" object')
-        etype, kwargs = item["type"], item["kwargs"]
-        where = f"{source}, expectation #{i} ({etype})"
-        if item["id"] in seen_ids:
-            raise bad(f"duplicate expectation id {item['id']!r}", where)
-        seen_ids.add(item["id"])
-        if _has_parameter(kwargs):
-            raise bad("suite parameters ($PARAMETER) are not supported: write the values", where)
-        try:
-            config = ExpectationConfiguration(**{k: v for k, v in item.items() if k != "id"})
-            expectation = config.to_domain_obj()
-        except Exception as exc:  # GX raises pydantic, KeyError, its own types...
-            message = getattr(exc, "message", None) or str(exc)
-            if "not found" in message and etype in message:
-                known = list_registered_expectation_implementations()
-                close = difflib.get_close_matches(etype, known, n=1, cutoff=0.8)
-                message = f"unknown expectation type {etype!r}" + (
-                    f" (did you mean {close[0]!r}?)" if close else ""
-                )
-            raise bad(f"GX rejects this expectation: {message}", where) from None
-        if etype in SCHEMA_TYPES:
-            kind: Kind = "schema"
-        elif etype in ROW_TYPES:
-            kind = "row"
-        elif etype in AGGREGATE_TYPES:
-            kind = "aggregate"
-        else:
-            raise bad(
-                f"expectation type {etype} is valid GX but not supported by the streaming gate: "
-                "it is neither a row-level check we can route to quarantine nor an aggregate we "
-                "can merge exactly across batches",
-                where,
+    if not isinstance(item.get("type"), str) or not isinstance(item.get("kwargs"), dict):
+        raise bad('each expectation needs a "type" string and a "kwargs" object')
+    etype, kwargs = item["type"], item["kwargs"]
+    where = f"{source}, expectation #{i} ({etype})"
+    if item["id"] in seen_ids:
+        raise bad(f"duplicate expectation id {item['id']!r}", where)
+    seen_ids.add(item["id"])
+    if _has_parameter(kwargs):
+        raise bad("suite parameters ($PARAMETER) are not supported: write the values", where)
+    try:
+        config = ExpectationConfiguration(**{k: v for k, v in item.items() if k != "id"})
+        expectation = config.to_domain_obj()
+    except Exception as exc:  # GX raises pydantic, KeyError, its own types...
+        message = getattr(exc, "message", None) or str(exc)
+        if "not found" in message and etype in message:
+            known = list_registered_expectation_implementations()
+            close = difflib.get_close_matches(etype, known, n=1, cutoff=0.8)
+            message = f"unknown expectation type {etype!r}" + (
+                f" (did you mean {close[0]!r}?)" if close else ""
             )
-        if getattr(expectation, "row_condition", None):
-            raise bad("row_condition is not supported by the streaming gate", where)
-        mostly = getattr(expectation, "mostly", 1.0)
-        if mostly is not None and mostly < 1.0:
-            raise bad(
-                f"mostly={mostly} is not supported: every unexpected row is quarantined; tolerate "
-                "bad rows with validation.max_quarantine_fraction instead",
-                where,
-            )
-        lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
-        if isinstance(lo, int | float) and isinstance(hi, int | float) and lo > hi:
-            raise bad(f"min_value {lo} is greater than max_value {hi}", where)
-        if etype in ROW_TYPES | _COLUMN_STATS and not kwargs.get("column"):
-            raise bad("a column expectation needs kwargs.column", where)
-        severity = str(getattr(expectation.severity, "value", expectation.severity or "critical"))
-        specs.append(
-            ExpectationSpec(i, item["id"], etype, kwargs, kind, severity, _label(etype, kwargs))
+        raise bad(f"GX rejects this expectation: {message}", where) from None
+    if etype in SCHEMA_TYPES:
+        kind: Kind = "schema"
+    elif etype in ROW_TYPES:
+        kind = "row"
+    elif etype in AGGREGATE_TYPES:
+        kind = "aggregate"
+    else:
+        raise bad(
+            "valid GX, but not supported by the streaming gate: neither a row-level check "
+            "it can route to quarantine nor an aggregate it can merge exactly across batches",
+            where,
         )
-    return tuple(specs)
+    if getattr(expectation, "row_condition", None):
+        raise bad("row_condition is not supported by the streaming gate", where)
+    mostly = getattr(expectation, "mostly", 1.0)
+    if mostly is not None and mostly < 1.0:
+        raise bad(
+            f"mostly={mostly} is not supported: every unexpected row is quarantined; tolerate "
+            "bad rows with validation.max_quarantine_fraction instead",
+            where,
+        )
+    lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
+    if isinstance(lo, int | float) and isinstance(hi, int | float) and lo > hi:
+        raise bad(f"min_value {lo} is greater than max_value {hi}", where)
+    if etype in ROW_TYPES | _COLUMN_STATS and not kwargs.get("column"):
+        raise bad("a column expectation needs kwargs.column", where)
+    severity = str(getattr(expectation.severity, "value", expectation.severity or "critical"))
+    return ExpectationSpec(i, item["id"], etype, kwargs, kind, severity, _label(etype, kwargs))
 
 
 _SUPPORTED_HINT = (

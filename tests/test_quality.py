@@ -405,6 +405,21 @@ def test_a_malformed_suite_is_a_config_error_naming_the_file(suite, tmp_path, ed
     assert str(path) in str(info.value)
 
 
+def test_every_unusable_expectation_is_named_in_one_error(suite, tmp_path):
+    raw = copy.deepcopy(suite.raw)
+    raw["expectations"][3]["kwargs"].update(mostly=0.9)
+    raw["expectations"].append({"type": "expect_column_valuez_to_be_null", "kwargs": {}})
+    path = tmp_path / "my_suite.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    message = str(info.value)
+    assert message.startswith(f"2 of {len(raw['expectations'])} expectations cannot be used")
+    assert f"#3 ({raw['expectations'][3]['type']}): mostly=0.9 is not supported" in message
+    last = len(raw["expectations"]) - 1
+    assert f"#{last} (expect_column_valuez_to_be_null): GX rejects" in message
+
+
 def test_unreadable_suite_files(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_suite(tmp_path / "nope.json")
