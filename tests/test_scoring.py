@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -97,7 +98,20 @@ def test_a_users_own_model_and_data_score_through_cli_flags(tmp_path: Path) -> N
         LogisticRegression(),
     ).fit(data.drop(columns="order_ref"), y)
     sio.dump(model, tmp_path / "theirs.skops")
+    data.loc[5, "country"] = "xx"  # their own input suite quarantines it
     data.to_parquet(tmp_path / "theirs.parquet", row_group_size=700)
+    suite = tmp_path / "their_suite.json"
+    checks = [
+        ("expect_table_row_count_to_be_between", {"min_value": 1}),
+        ("expect_column_values_to_not_be_null", {"column": "order_ref"}),
+        ("expect_column_values_to_be_unique", {"column": "order_ref"}),
+        (
+            "expect_column_values_to_be_in_set",
+            {"column": "country", "value_set": ["de", "fr", "it"]},
+        ),
+    ]
+    expectations = [{"type": t, "kwargs": kw} for t, kw in checks]
+    suite.write_text(json.dumps({"name": "theirs", "expectations": expectations}))
     sha = __import__("hashlib").sha256((tmp_path / "theirs.skops").read_bytes()).hexdigest()
     out = tmp_path / "out"
     cmd = [
@@ -107,15 +121,16 @@ def test_a_users_own_model_and_data_score_through_cli_flags(tmp_path: Path) -> N
         "--model-sha256", sha,
         "--output", f"file://{out}",
         "--run-key", "theirs-1",
-        "--no-validation",
+        "--set", f"validation.input_suite={suite}",  # the shipped output suite is model-agnostic
         "--set", "data.id_column=order_ref",
         "--chunk-size", "500",
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "3,001 rows in, 3,001 scored" in done.stdout
+    assert "3,001 rows in, 3,000 scored, 1 quarantined" in done.stdout
     parts = sorted(out.glob("theirs/theirs-1/attempts/*/scores/*.parquet"))
     got = pd.concat(pq.read_table(p).to_pandas() for p in parts)
+    data = data.drop(index=5)
     proba = model.predict_proba(data.drop(columns="order_ref"))
     assert got["id"].tolist() == data["order_ref"].tolist()
     assert np.array_equal(got["score"].to_numpy(), proba[:, 1])
