@@ -26,6 +26,10 @@ from pipelines.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 FAULT_ENV = "BATCHSCORE_FAULT_AT"  # test hook: SIGKILL ourselves at a named point
+OTHER_KEY_OR_OVERWRITE = (
+    "use another run key (--run-key, run.key), or replace the published run: --overwrite, "
+    "run.overwrite: true in params.yaml, or BATCHSCORE__RUN__OVERWRITE=true (e.g. for dvc repro)"
+)
 
 
 def run_prefix(model_name: str, run_key: str) -> str:
@@ -94,7 +98,7 @@ def commit_run(store: ObjectStore, manifest: RunManifest, overwrite: bool) -> Co
                 f"with different output (attempt {existing.attempt_id}, "
                 f"{existing.counts.rows_scored:,} rows scored, created {existing.created_at})",
                 where=store.url(key),
-                fix="use another run key, or set run.overwrite: true (--overwrite) to replace it",
+                fix=OTHER_KEY_OR_OVERWRITE,
             )
     removed = remove_stale_attempts(store, published)
     log.info(

@@ -44,7 +44,7 @@ from pipelines.manifest import InputRef, ModelRef, PartInfo, RowCounts, RunManif
 from pipelines.manifest import fingerprint as make_fingerprint
 from pipelines.models import LoadedModel, load_model
 from pipelines.progress import Progress
-from pipelines.publish import commit_run, read_manifest, staging_prefix
+from pipelines.publish import OTHER_KEY_OR_OVERWRITE, commit_run, read_manifest, staging_prefix
 from pipelines.scoring import HISTOGRAM_BINS, PartWriter, histogram, score_chunk
 from pipelines.storage import ObjectStore, open_store, sha256_file
 
@@ -146,7 +146,7 @@ def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = No
             raise PublishConflictError(
                 f"run {cfg.run_key} of model {model_ref.name} is already published from other "
                 f"inputs (input {existing.input.sha256[:12]}, model {existing.model.version})",
-                fix="use another run key (run.key / --run-key), or --overwrite to replace it",
+                fix=OTHER_KEY_OR_OVERWRITE,
             )
     plan.plan_seconds = round(time.time() - started, 3)
     log.info(
