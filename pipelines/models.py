@@ -7,7 +7,6 @@ another scikit-learn version is refused rather than silently scored.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import warnings
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from pipelines.artifact_bytes import canonicalize_skops
 from pipelines.errors import ModelIntegrityError
 from pipelines.storage import sha256_file
 
@@ -119,12 +119,17 @@ def save_model(
     metrics: dict[str, Any],
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """Write `<path>` (skops) and its card `<stem>.card.json`; return the card."""
+    """Write `<path>` (skops) and its card `<stem>.card.json`; return the card.
+
+    Both are reproducible: the same fit gives the same bytes, so DVC and the run fingerprint see
+    a retrained but unchanged model as unchanged (hence no timestamp in the card).
+    """
     import skops.io as sio
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     sio.dump(estimator, tmp)
+    canonicalize_skops(tmp)  # retraining the same model reproduces its sha256
     tmp.replace(path)
     digest = sha256_file(path)
     card = {
@@ -139,7 +144,6 @@ def save_model(
         "training_data": training,
         "metrics": metrics,
         "params": params,
-        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     card_path = path.with_name(path.name.split(".")[0] + ".card.json")
     card_path.write_text(json.dumps(card, indent=2) + "\n")
