@@ -40,6 +40,11 @@ def manifest_key(model_name: str, run_key: str) -> str:
     return run_prefix(model_name, run_key) + MANIFEST_NAME
 
 
+def failed_report_key(model_name: str, run_key: str, attempt_id: str, name: str) -> str:
+    """Where a failed attempt's quality report goes: beside the run, never read as output."""
+    return f"{run_prefix(model_name, run_key)}failed/{attempt_id}/{name}"
+
+
 def staging_prefix(model_name: str, run_key: str, attempt_id: str) -> str:
     return f"{run_prefix(model_name, run_key)}attempts/{attempt_id}/"
 

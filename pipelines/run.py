@@ -44,7 +44,13 @@ from pipelines.manifest import InputRef, ModelRef, PartInfo, RowCounts, RunManif
 from pipelines.manifest import fingerprint as make_fingerprint
 from pipelines.models import LoadedModel, load_model
 from pipelines.progress import Progress
-from pipelines.publish import OTHER_KEY_OR_OVERWRITE, commit_run, read_manifest, staging_prefix
+from pipelines.publish import (
+    OTHER_KEY_OR_OVERWRITE,
+    commit_run,
+    failed_report_key,
+    read_manifest,
+    staging_prefix,
+)
 from pipelines.scoring import HISTOGRAM_BINS, PartWriter, histogram, score_chunk
 from pipelines.storage import ObjectStore, open_store, sha256_file
 
@@ -347,9 +353,12 @@ def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Ru
             dry_run=cfg.run.dry_run,
         )
         if failure is not None:
-            report = _save_local_report(cfg, manifest, results, "failed")
+            report = _report(manifest, results)
+            local = _save_local_report(cfg, manifest, report, "failed")
+            shared = _upload_failed_report(store, manifest, report)
+            where = f"{shared} (local copy: {local})" if shared else str(local)
             raise QualityGateError(
-                failure.what, fix=f"{failure.fix + '. ' if failure.fix else ''}Report: {report}"
+                failure.what, fix=f"{failure.fix + '. ' if failure.fix else ''}Report: {where}"
             )
         manifest.parts.extend(_write_reports(cfg, store, plan, manifest, results))
         _delete_ids(store, results)
@@ -358,7 +367,7 @@ def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Ru
         raise
     if cfg.run.dry_run:
         _discard(store, plan, results)
-        report = _save_local_report(cfg, manifest, results, "dry-run")
+        report = _save_local_report(cfg, manifest, _report(manifest, results), "dry-run")
         log.info(
             "dry run: %s rows scored, nothing published; quality report: %s",
             f"{counts.rows_scored:,}",
@@ -663,7 +672,7 @@ def _stage(
 
 
 def _save_local_report(
-    cfg: Settings, manifest: RunManifest, results: list[ShardResult], kind: str
+    cfg: Settings, manifest: RunManifest, report: dict[str, Any], kind: str
 ) -> Path:
     """Failed and dry runs publish nothing, but a person still wants their report: keep it here."""
     from pipelines.reports import render_html
@@ -671,8 +680,30 @@ def _save_local_report(
     folder = cfg.root / "reports" / kind
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{manifest.model.name}-{manifest.run_key}-{manifest.attempt_id}.html"
-    path.write_text(render_html(_report(manifest, results)))
+    path.write_text(render_html(report))
     return path
+
+
+def _upload_failed_report(
+    store: ObjectStore, manifest: RunManifest, report: dict[str, Any]
+) -> str | None:
+    """Put a failed run's report where its operators can reach it: the worker's disk may not be.
+
+    Best effort: the gate's verdict is the error to show, not a failure to upload its report.
+    """
+    from pipelines.reports import render_html, render_json
+
+    model, run_key, attempt = manifest.model.name, manifest.run_key, manifest.attempt_id
+    try:
+        store.put_bytes(
+            failed_report_key(model, run_key, attempt, "quality.json"), render_json(report).encode()
+        )
+        key = failed_report_key(model, run_key, attempt, "quality.html")
+        store.put_bytes(key, render_html(report).encode())
+    except Exception:
+        log.warning("could not upload the failed run's report", exc_info=True)
+        return None
+    return store.url(key)
 
 
 def _fetch_array(store: ObjectStore, key: str, tmp: Path) -> np.ndarray:

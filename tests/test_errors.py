@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -20,8 +21,10 @@ def run_cli(params: Path, *args: str) -> int:
 
 
 def bucket_is_empty(params: Path) -> bool:
+    """Nothing published: no file in the bucket but a failed attempt's quality report."""
     bucket = params.parent / "bucket"
-    return not bucket.exists() or not any(p.is_file() for p in bucket.rglob("*"))
+    files = [p.relative_to(bucket) for p in bucket.rglob("*") if p.is_file()]
+    return all(len(f.parts) == 5 and f.parts[2] == "failed" for f in files)
 
 
 def edit_params(params: Path, section: str, key: str, value: object) -> None:
@@ -197,9 +200,16 @@ def test_failed_gate_publishes_nothing_but_leaves_a_report(
     assert code == 2
     err = capsys.readouterr().err
     assert "expect_column_values_to_be_unique(customer_id)" in err
-    report = Path(err.rsplit("Report: ", 1)[1].strip())
-    assert report.is_file() and "Why the gate failed" in report.read_text()
-    assert bucket_is_empty(params_file)
+    shared, local = re.fullmatch(
+        r"file://(\S+) \(local copy: (\S+)\)", err.rsplit("Report: ")[1].strip()
+    ).groups()
+    for report in (Path(shared), Path(local)):
+        assert report.is_file() and "Why the gate failed" in report.read_text()
+    bucket = params_file.parent / "bucket"
+    assert Path(shared).parent.parent.name == "failed"  # <model>/<run>/failed/<attempt>/
+    assert (Path(shared).parent / "quality.json").is_file()
+    assert bucket_is_empty(params_file)  # no manifest, no scores: only the report
+    assert not list(bucket.rglob("manifest.json"))
 
 
 def test_a_huge_field_is_quarantined_whole_and_keeps_the_report_small(

@@ -239,3 +239,24 @@ def test_no_credentials_in_any_log_line(
     assert any(r.name.startswith("botocore") for r in caplog.records)  # botocore did log
     text = "\n".join([caplog.text, str(info.value)])
     assert FAKE_ACCESS_KEY not in text and FAKE_SECRET_KEY not in text
+
+
+def test_a_failed_gate_leaves_only_its_report_in_the_bucket(
+    s3_cfg: Callable[..., Settings], score_file: Path, tmp_path: Path
+) -> None:
+    from pipelines.errors import QualityGateError
+
+    frame = pq.read_table(score_file).to_pandas()
+    frame.loc[10, "customer_id"] = frame.loc[11, "customer_id"]  # one duplicated ID
+    frame.to_parquet(tmp_path / "dupes.parquet", row_group_size=1_000)
+    cfg = s3_cfg(**{"data.path": str(tmp_path / "dupes.parquet")})
+    store = open_store(cfg)
+    with pytest.raises(QualityGateError) as info:
+        run_pipeline(cfg)
+    keys = store.list_keys("")
+    assert list_runs(store) == [] and len(keys) == 2, keys
+    assert {k.rsplit("/", 1)[1] for k in keys} == {"quality.html", "quality.json"}
+    assert all(f"/{RUN_KEY}/failed/" in k for k in keys)
+    html = next(k for k in keys if k.endswith(".html"))
+    assert f"Report: {store.url(html)} (local copy: " in str(info.value)
+    assert "Why the gate failed" in (store.get_bytes(html) or b"").decode()
