@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 GIT_TIMEOUT_S = 600.0
 DVC_TIMEOUT_S = 3600.0
 LOCK_TIMEOUT_S = 2 * 3600.0
+KEEP_CHECKOUTS = 3  # verified checkouts kept per repo, most recently used first
 _USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
 
 
@@ -70,13 +71,16 @@ def pull_input(
     *,
     env: Mapping[str, str] | None = None,
     timeout_s: float = DVC_TIMEOUT_S,
+    keep_checkouts: int = KEEP_CHECKOUTS,
 ) -> PulledInput:
     """The input file to score, pulled at `cfg.data.rev` if set, and verified.
 
     With `data.rev`: clone `data.repo` (default: the project repo, `cfg.root`) into
     `workdir/<repo>/<sha>`, check out the pinned commit, `dvc pull` the input with the repo's
     own DVC remote, and verify it. `env` adds variables for git and dvc (e.g. AWS credentials
-    from an Airflow connection). A verified checkout is reused by later calls for the same sha.
+    from an Airflow connection). A verified checkout is reused by later calls for the same sha;
+    only the `keep_checkouts` most recently used ones are kept (a nightly new revision would
+    otherwise add a clone and its data every night).
     Without `data.rev`: the working-tree file, HEAD of `cfg.root`, and the file's md5 (a
     warning if it differs from what DVC records, an error if it differs from `data.md5`).
     """
@@ -93,7 +97,10 @@ def pull_input(
         verified_marker = workspace / f"{sha}.verified"  # outside the checkout: keeps it clean
         if verified_marker.exists() and (checkout / target).is_file():
             try:
-                return _verified(cfg, checkout, target, sha, repo)
+                pulled = _verified(cfg, checkout, target, sha, repo)
+                verified_marker.touch()  # most recently used
+                _prune(workspace, keep_checkouts)
+                return pulled
             except DataPullError as exc:
                 log.warning("cached checkout failed verification, pulling again: %s", exc)
         verified_marker.unlink(missing_ok=True)
@@ -114,8 +121,18 @@ def pull_input(
             shutil.rmtree(checkout, ignore_errors=True)  # never reuse a bad cache or file
             raise
         verified_marker.touch()
+        _prune(workspace, keep_checkouts)
         log.info("pulled %s at %s (md5 %s)", target, sha[:12], pulled.md5)
         return pulled
+
+
+def _prune(workspace: Path, keep: int) -> None:
+    """Remove all but the `keep` most recently used checkouts (by their verified marker)."""
+    markers = sorted(workspace.glob("*.verified"), key=lambda m: m.stat().st_mtime_ns, reverse=True)
+    for marker in markers[max(keep, 1) :]:
+        shutil.rmtree(workspace / marker.stem, ignore_errors=True)
+        marker.unlink(missing_ok=True)
+        log.info("removed the old checkout %s", marker.stem[:12])
 
 
 def _working_tree_input(cfg: Settings) -> PulledInput:

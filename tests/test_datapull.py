@@ -136,6 +136,18 @@ def test_pull_at_pinned_rev(pushed: DvcRepo, tmp_path: Path) -> None:
     assert pull_input(pushed.settings(rev="main"), tmp_path / "pulls").md5 == md5_of(V2)
 
 
+def test_only_the_most_recently_used_checkouts_are_kept(pushed: DvcRepo, tmp_path: Path) -> None:
+    pulls = tmp_path / "pulls"
+    first = pull_input(pushed.settings(rev="v1"), pulls, keep_checkouts=2)
+    second = pull_input(pushed.settings(rev="main"), pulls, keep_checkouts=2)
+    assert first.path.is_file() and second.path.is_file()
+    again = pull_input(pushed.settings(rev="v1"), pulls, keep_checkouts=1)  # reused, then pruned
+    assert again == first and again.path.read_text() == V1
+    workspace = first.path.parents[2]  # <pulls>/<repo>/<sha>/data/score.csv
+    assert sorted(p.name for p in workspace.iterdir() if p.is_dir()) == [pushed.v1]
+    assert not second.path.exists()
+
+
 def test_file_inside_a_tracked_directory(pushed: DvcRepo, tmp_path: Path) -> None:
     cfg = pushed.settings(path="tables/part-1.csv", rev=pushed.v2)
     pulled = pull_input(cfg, tmp_path / "pulls")
