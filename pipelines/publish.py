@@ -94,6 +94,7 @@ def commit_run(store: ObjectStore, manifest: RunManifest, overwrite: bool) -> Co
         elif existing.content_sha256 == manifest.content_sha256:
             status, published = "identical", existing
         elif overwrite:
+            _check_parts_staged(store, manifest)
             store.put_bytes(key, body)
             status, published = "replaced", manifest
         else:
@@ -114,6 +115,23 @@ def commit_run(store: ObjectStore, manifest: RunManifest, overwrite: bool) -> Co
         removed,
     )
     return CommitOutcome(published, status)
+
+
+def _check_parts_staged(store: ObjectStore, manifest: RunManifest) -> None:
+    """Before replacing a published run: every part we are about to point at still exists.
+
+    The commit that published the current run removed every other attempt's staging, so an
+    attempt that raced it would otherwise publish a manifest of deleted parts.
+    """
+    m = manifest
+    staged = set(store.list_keys(staging_prefix(m.model.name, m.run_key, m.attempt_id)))
+    gone = [p.key for p in manifest.parts if p.key not in staged]
+    if gone:
+        raise PublishConflictError(
+            f"run {manifest.run_key} was published by another attempt while this one was "
+            f"finishing, and {len(gone)} of this attempt's staged part(s) are gone, e.g. {gone[0]}",
+            fix="run it again to replace the published run",
+        )
 
 
 def discard_attempt(store: ObjectStore, manifest: RunManifest) -> None:

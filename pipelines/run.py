@@ -39,7 +39,13 @@ from pipelines.datasource import (
     plan_shards,
     read_batches,
 )
-from pipelines.errors import BatchscoreError, InputDataError, QualityGateError
+from pipelines.errors import (
+    BatchscoreError,
+    InputDataError,
+    PublishConflictError,
+    QualityGateError,
+    StorageError,
+)
 from pipelines.manifest import InputRef, ModelRef, PartInfo, RowCounts, RunManifest, content_hash
 from pipelines.manifest import fingerprint as make_fingerprint
 from pipelines.models import LoadedModel, load_model
@@ -147,8 +153,6 @@ def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = No
         if existing.fingerprint == fp:
             plan.already_published = True
         elif not cfg.run.overwrite:
-            from pipelines.errors import PublishConflictError
-
             raise PublishConflictError(
                 f"run {cfg.run_key} of model {model_ref.name} is already published from other "
                 f"inputs (input {existing.input.sha256[:12]}, model {existing.model.version})",
@@ -362,6 +366,12 @@ def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Ru
             )
         manifest.parts.extend(_write_reports(cfg, store, plan, manifest, results))
         _delete_ids(store, results)
+    except (OSError, StorageError):
+        _discard(store, plan, results)
+        raced = _lost_race(cfg, store, plan, parts)
+        if raced is None:
+            raise
+        return raced
     except BaseException:
         _discard(store, plan, results)
         raise
@@ -684,6 +694,33 @@ def _save_local_report(
     return path
 
 
+def _lost_race(
+    cfg: Settings, store: ObjectStore, plan: RunPlan, parts: list[PartInfo]
+) -> RunManifest | None:
+    """What to make of a failure while finishing, if another attempt of this run committed
+    meanwhile (its clean-up removes the staging of every other attempt, ours included).
+
+    Identical output is this attempt's success too; other output is the usual conflict. None:
+    nobody else committed, so the failure is ours to report.
+    """
+    if cfg.run.overwrite:
+        return None
+    try:
+        existing = read_manifest(store, plan.model.name, plan.run_key)
+    except Exception:
+        return None
+    if existing is None or existing.attempt_id == plan.attempt_id:
+        return None
+    if existing.content_sha256 == content_hash(parts):
+        log.info("run %s: another attempt committed identical output first", plan.run_key)
+        return existing
+    raise PublishConflictError(
+        f"run {plan.run_key} of model {plan.model.name} was published with different output by "
+        f"attempt {existing.attempt_id} while this attempt was finishing",
+        fix=OTHER_KEY_OR_OVERWRITE,
+    )
+
+
 def _upload_failed_report(
     store: ObjectStore, manifest: RunManifest, report: dict[str, Any]
 ) -> str | None:
@@ -710,8 +747,11 @@ def _fetch_array(store: ObjectStore, key: str, tmp: Path) -> np.ndarray:
     """A staged .npy as a read-only memmap (downloaded first from a remote store)."""
     path = store.local_path(key)
     if path is None:
+        body = store.get_bytes(key)
+        if body is None:  # e.g. removed by a concurrent attempt's commit: see _lost_race
+            raise StorageError(f"staged object {store.url(key)} is gone")
         path = tmp / key.replace("/", "_")
-        path.write_bytes(store.get_bytes(key) or b"")
+        path.write_bytes(body)
     return np.load(path, mmap_mode="r")
 
 

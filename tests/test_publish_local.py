@@ -87,6 +87,46 @@ def test_racing_commits_one_wins(make_cfg, score_file, tmp_path, same_output) ->
     assert attempts(cfgs[0], published) == [published.attempt_id]
 
 
+@pytest.mark.parametrize("same_output", [True, False])
+def test_an_attempt_that_lost_the_race_while_finishing(make_cfg, score_file, tmp_path, same_output):  # type: ignore[no-untyped-def]
+    """The winner's commit removes the loser's staging (ID hashes included) before the loser
+    has finished: the loser ends as a clean 'identical' or conflict, never a crash."""
+    paths = [score_file, score_file]
+    if not same_output:
+        paths[1] = tmp_path / "other.parquet"
+        pq.write_table(pq.read_table(score_file).slice(0, 3000), paths[1])
+    cfgs = [make_cfg(**{"data.path": str(p)}) for p in paths]  # with the GX gate
+    plans = [plan_run(c) for c in cfgs]
+    results = [[score_shard(c, p, i) for i in range(len(p.shards))] for c, p in zip(cfgs, plans)]  # noqa: B905
+    winner = finalize_run(cfgs[0], plans[0], results[0])
+    assert attempts(cfgs[0], winner) == [winner.attempt_id]  # the loser's staging is gone
+    if same_output:
+        assert finalize_run(cfgs[1], plans[1], results[1]) == winner
+    else:
+        with pytest.raises(PublishConflictError, match="while this attempt was finishing"):
+            finalize_run(cfgs[1], plans[1], results[1])
+    assert read_manifest(open_store(cfgs[0]), winner.model.name, "test-run") == winner
+    assert attempts(cfgs[0], winner) == [winner.attempt_id]
+
+
+def test_overwrite_never_publishes_parts_a_concurrent_commit_removed(
+    make_cfg, score_file, tmp_path
+):  # type: ignore[no-untyped-def]
+    other = tmp_path / "other.parquet"
+    pq.write_table(pq.read_table(score_file).slice(0, 3000), other)
+    cfgs = [
+        make_cfg(**NO_GX),
+        make_cfg(**NO_GX, **{"data.path": str(other), "run.overwrite": True}),
+    ]
+    plans = [plan_run(c) for c in cfgs]
+    results = [[score_shard(c, p, i) for i in range(len(p.shards))] for c, p in zip(cfgs, plans)]  # noqa: B905
+    winner = finalize_run(cfgs[0], plans[0], results[0])  # removes the other attempt's parts
+    with pytest.raises(PublishConflictError, match="staged part"):
+        finalize_run(cfgs[1], plans[1], results[1])
+    assert read_manifest(open_store(cfgs[0]), winner.model.name, "test-run") == winner
+    assert run_pipeline(cfgs[1]).counts.rows_in == 3000  # run again: replaced properly
+
+
 def test_killed_before_commit_leaves_nothing_visible_and_rerun_commits_once(
     params_file: Path,
 ) -> None:
