@@ -34,7 +34,17 @@ DEFAULT_TRUSTED_TYPES = [
     "numpy.dtype",
     "functools.partial",  # only wraps callables that are themselves on this list
     "sklearn.utils.validation.check_array",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    # scikit-learn's own state holders that skops does not trust by default; they rebuild
+    # arrays and parameters and run no code of the file's choosing. Needed by common models:
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # HistGradientBoosting
+    "sklearn.tree._tree.Tree",  # DecisionTree, RandomForest, ExtraTrees, GradientBoosting
+    "sklearn.neighbors._kd_tree.KDTree",  # KNeighbors
+    "sklearn.neighbors._ball_tree.BallTree",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",  # MLP
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+    "sklearn.calibration._CalibratedClassifier",  # CalibratedClassifierCV
+    "sklearn.calibration._SigmoidCalibration",
 ]
 
 
