@@ -98,8 +98,7 @@ def pull_input(
         if verified_marker.exists() and (checkout / target).is_file():
             try:
                 pulled = _verified(cfg, checkout, target, sha, repo)
-                verified_marker.touch()  # most recently used
-                _prune(workspace, keep_checkouts)
+                _mark_used(verified_marker, keep_checkouts)
                 return pulled
             except DataPullError as exc:
                 log.warning("cached checkout failed verification, pulling again: %s", exc)
@@ -120,19 +119,20 @@ def pull_input(
         except DataPullError:
             shutil.rmtree(checkout, ignore_errors=True)  # never reuse a bad cache or file
             raise
-        verified_marker.touch()
-        _prune(workspace, keep_checkouts)
+        _mark_used(verified_marker, keep_checkouts)
         log.info("pulled %s at %s (md5 %s)", target, sha[:12], pulled.md5)
         return pulled
 
 
-def _prune(workspace: Path, keep: int) -> None:
-    """Remove all but the `keep` most recently used checkouts (by their verified marker)."""
+def _mark_used(marker: Path, keep: int) -> None:
+    """Mark this verified checkout most recently used; remove all but the `keep` newest."""
+    marker.touch()
+    workspace = marker.parent
     markers = sorted(workspace.glob("*.verified"), key=lambda m: m.stat().st_mtime_ns, reverse=True)
-    for marker in markers[max(keep, 1) :]:
-        shutil.rmtree(workspace / marker.stem, ignore_errors=True)
-        marker.unlink(missing_ok=True)
-        log.info("removed the old checkout %s", marker.stem[:12])
+    for old in markers[max(keep, 1) :]:
+        shutil.rmtree(workspace / old.stem, ignore_errors=True)
+        old.unlink(missing_ok=True)
+        log.info("removed the old checkout %s", old.stem[:12])
 
 
 def _working_tree_input(cfg: Settings) -> PulledInput:

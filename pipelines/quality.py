@@ -684,24 +684,24 @@ class StreamingGate:
             gx_count = res.result.get("unexpected_count")
             gx_missing = 0 if spec.type in _NULL_TYPES else res.result.get("missing_count")
             if gx_count == 0 and gx_missing is not None:  # nothing to locate: skip the mask
-                acc.element_count += n
-                acc.missing_count += int(gx_missing)
-                continue
-            mask, missing = _row_mask(spec, df[spec.column])
-            count = int(mask.sum())
-            if gx_count is None or count != int(gx_count):
-                raise GateConsistencyError(
-                    f"{spec.label}: our mask flags {count} rows, GX counts {gx_count} "
-                    f"unexpected in this batch of {n} rows (column dtype {df[spec.column].dtype})",
-                    where=self.suite.source,
-                    fix="this is a bug in pipelines/quality.py or a GX behaviour change; pin "
-                    "great-expectations to the tested version and report it",
-                )
+                mask, count, missing = None, 0, int(gx_missing)
+            else:
+                mask, missing = _row_mask(spec, df[spec.column])
+                count = int(mask.sum())
+                if gx_count is None or count != int(gx_count):
+                    raise GateConsistencyError(
+                        f"{spec.label}: our mask flags {count} rows, GX counts {gx_count} "
+                        f"unexpected in this batch of {n} rows "
+                        f"(column dtype {df[spec.column].dtype})",
+                        where=self.suite.source,
+                        fix="this is a bug in pipelines/quality.py or a GX behaviour change; pin "
+                        "great-expectations to the tested version and report it",
+                    )
             acc.element_count += n
             acc.unexpected_count += count
             acc.missing_count += missing
             acc.gx_unexpected_count += int(gx_count)
-            if count:
+            if mask is not None and count:
                 acc.batches_failed += 1
                 self._examples(acc, df, spec.column, mask)
                 if spec.critical:

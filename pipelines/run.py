@@ -61,6 +61,7 @@ from pipelines.scoring import HISTOGRAM_BINS, PartWriter, histogram, score_chunk
 from pipelines.storage import ObjectStore, open_store, sha256_file
 
 log = logging.getLogger(__name__)
+HTML, JSON = "quality.html", "quality.json"  # the report's two files
 
 
 class RunPlan(BaseModel):
@@ -357,9 +358,9 @@ def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Ru
             dry_run=cfg.run.dry_run,
         )
         if failure is not None:
-            report = _report(manifest, results)
-            local = _save_local_report(cfg, manifest, report, "failed")
-            shared = _upload_failed_report(store, manifest, report)
+            files = _rendered(_report(manifest, results))
+            local = _save_local_report(cfg, manifest, files[HTML], "failed")
+            shared = _upload_failed_report(store, manifest, files)
             where = f"{shared} (local copy: {local})" if shared else str(local)
             raise QualityGateError(
                 failure.what, fix=f"{failure.fix + '. ' if failure.fix else ''}Report: {where}"
@@ -377,7 +378,9 @@ def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Ru
         raise
     if cfg.run.dry_run:
         _discard(store, plan, results)
-        report = _save_local_report(cfg, manifest, _report(manifest, results), "dry-run")
+        report = _save_local_report(
+            cfg, manifest, _rendered(_report(manifest, results))[HTML], "dry-run"
+        )
         log.info(
             "dry run: %s rows scored, nothing published; quality report: %s",
             f"{counts.rows_scored:,}",
@@ -617,15 +620,9 @@ def _write_reports(
     manifest: RunManifest,
     results: list[ShardResult],
 ) -> list[PartInfo]:
-    from pipelines.reports import render_html, render_json
-
-    report = _report(manifest, results)
     parts = []
     with tempfile.TemporaryDirectory(prefix="batchscore-report-") as tmp:
-        for name, body in (
-            ("quality.json", render_json(report).encode()),
-            ("quality.html", render_html(report).encode()),
-        ):
+        for name, body in _rendered(_report(manifest, results)).items():
             key = f"{plan.staging_prefix}reports/{name}"
             path = store.local_path(key) or Path(tmp) / name
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -681,16 +678,19 @@ def _stage(
     return info
 
 
-def _save_local_report(
-    cfg: Settings, manifest: RunManifest, report: dict[str, Any], kind: str
-) -> Path:
-    """Failed and dry runs publish nothing, but a person still wants their report: keep it here."""
-    from pipelines.reports import render_html
+def _rendered(report: dict[str, Any]) -> dict[str, bytes]:
+    """The report for machines (JSON) and for people (HTML), by file name."""
+    from pipelines.reports import render_html, render_json
 
+    return {JSON: render_json(report).encode(), HTML: render_html(report).encode()}
+
+
+def _save_local_report(cfg: Settings, manifest: RunManifest, html: bytes, kind: str) -> Path:
+    """Failed and dry runs publish nothing, but a person still wants their report: keep it here."""
     folder = cfg.root / "reports" / kind
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{manifest.model.name}-{manifest.run_key}-{manifest.attempt_id}.html"
-    path.write_text(render_html(report))
+    path.write_bytes(html)
     return path
 
 
@@ -722,25 +722,23 @@ def _lost_race(
 
 
 def _upload_failed_report(
-    store: ObjectStore, manifest: RunManifest, report: dict[str, Any]
+    store: ObjectStore, manifest: RunManifest, files: dict[str, bytes]
 ) -> str | None:
     """Put a failed run's report where its operators can reach it: the worker's disk may not be.
 
     Best effort: the gate's verdict is the error to show, not a failure to upload its report.
     """
-    from pipelines.reports import render_html, render_json
-
-    model, run_key, attempt = manifest.model.name, manifest.run_key, manifest.attempt_id
+    keys = {
+        name: failed_report_key(manifest.model.name, manifest.run_key, manifest.attempt_id, name)
+        for name in files
+    }
     try:
-        store.put_bytes(
-            failed_report_key(model, run_key, attempt, "quality.json"), render_json(report).encode()
-        )
-        key = failed_report_key(model, run_key, attempt, "quality.html")
-        store.put_bytes(key, render_html(report).encode())
+        for name, body in files.items():
+            store.put_bytes(keys[name], body)
     except Exception:
         log.warning("could not upload the failed run's report", exc_info=True)
         return None
-    return store.url(key)
+    return store.url(keys[HTML])
 
 
 def _fetch_array(store: ObjectStore, key: str, tmp: Path) -> np.ndarray:
