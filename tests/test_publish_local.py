@@ -20,6 +20,25 @@ from pipelines.storage import open_store
 NO_GX = {"validation.enabled": False}
 
 
+def staged_attempts(cfgs):  # type: ignore[no-untyped-def]
+    """Plan and score each config as its own attempt of the run, stopping short of the commit."""
+    plans = [plan_run(c) for c in cfgs]
+    results = [
+        [score_shard(c, p, i) for i in range(len(p.shards))]
+        for c, p in zip(cfgs, plans, strict=True)
+    ]
+    return plans, results
+
+
+def inputs(score_file: Path, tmp_path: Path, same_output: bool) -> list[Path]:
+    """Two inputs for two attempts: the same file twice, or the file and its first 3,000 rows."""
+    if same_output:
+        return [score_file, score_file]
+    other = tmp_path / "other.parquet"
+    pq.write_table(pq.read_table(score_file).slice(0, 3000), other)
+    return [score_file, other]
+
+
 def attempts(cfg, manifest) -> list[str]:  # type: ignore[no-untyped-def]
     root = Path(cfg.output.uri.removeprefix("file://")) / manifest.model.name / manifest.run_key
     return sorted(p.name for p in (root / "attempts").iterdir())
@@ -51,16 +70,11 @@ def test_other_output_for_a_published_key_is_refused_unless_overwrite(
 @pytest.mark.parametrize("same_output", [True, False])
 def test_racing_commits_one_wins(make_cfg, score_file, tmp_path, same_output) -> None:  # type: ignore[no-untyped-def]
     """Two attempts of one run key reach the commit together: exactly one manifest is written."""
-    paths = [score_file, score_file]
-    if not same_output:
-        paths[1] = tmp_path / "other.parquet"
-        pq.write_table(pq.read_table(score_file).slice(0, 3000), paths[1])
-    cfgs = [make_cfg(**NO_GX, **{"data.path": str(p)}) for p in paths]
-    plans = [plan_run(c) for c in cfgs]
-    results = [
-        [score_shard(c, p, i) for i in range(len(p.shards))]
-        for c, p in zip(cfgs, plans, strict=True)
+    cfgs = [
+        make_cfg(**NO_GX, **{"data.path": str(p)})
+        for p in inputs(score_file, tmp_path, same_output)
     ]
+    plans, results = staged_attempts(cfgs)
     barrier, outcomes = threading.Barrier(2), {}
 
     def commit(i: int) -> None:
@@ -91,13 +105,9 @@ def test_racing_commits_one_wins(make_cfg, score_file, tmp_path, same_output) ->
 def test_an_attempt_that_lost_the_race_while_finishing(make_cfg, score_file, tmp_path, same_output):  # type: ignore[no-untyped-def]
     """The winner's commit removes the loser's staging (ID hashes included) before the loser
     has finished: the loser ends as a clean 'identical' or conflict, never a crash."""
-    paths = [score_file, score_file]
-    if not same_output:
-        paths[1] = tmp_path / "other.parquet"
-        pq.write_table(pq.read_table(score_file).slice(0, 3000), paths[1])
+    paths = inputs(score_file, tmp_path, same_output)
     cfgs = [make_cfg(**{"data.path": str(p)}) for p in paths]  # with the GX gate
-    plans = [plan_run(c) for c in cfgs]
-    results = [[score_shard(c, p, i) for i in range(len(p.shards))] for c, p in zip(cfgs, plans)]  # noqa: B905
+    plans, results = staged_attempts(cfgs)
     winner = finalize_run(cfgs[0], plans[0], results[0])
     assert attempts(cfgs[0], winner) == [winner.attempt_id]  # the loser's staging is gone
     if same_output:
@@ -112,14 +122,12 @@ def test_an_attempt_that_lost_the_race_while_finishing(make_cfg, score_file, tmp
 def test_overwrite_never_publishes_parts_a_concurrent_commit_removed(
     make_cfg, score_file, tmp_path
 ):  # type: ignore[no-untyped-def]
-    other = tmp_path / "other.parquet"
-    pq.write_table(pq.read_table(score_file).slice(0, 3000), other)
+    other = inputs(score_file, tmp_path, same_output=False)[1]
     cfgs = [
         make_cfg(**NO_GX),
         make_cfg(**NO_GX, **{"data.path": str(other), "run.overwrite": True}),
     ]
-    plans = [plan_run(c) for c in cfgs]
-    results = [[score_shard(c, p, i) for i in range(len(p.shards))] for c, p in zip(cfgs, plans)]  # noqa: B905
+    plans, results = staged_attempts(cfgs)
     winner = finalize_run(cfgs[0], plans[0], results[0])  # removes the other attempt's parts
     with pytest.raises(PublishConflictError, match="staged part"):
         finalize_run(cfgs[1], plans[1], results[1])

@@ -23,9 +23,10 @@ from pipelines.config import Settings, load_config
 from pipelines.errors import PublishConflictError, StorageError
 from pipelines.manifest import RunManifest
 from pipelines.publish import list_runs, manifest_key, read_manifest
-from pipelines.run import finalize_run, plan_run, run_pipeline, score_shard
+from pipelines.run import finalize_run, run_pipeline
 from pipelines.storage import ObjectStore, open_store
 from tests.s3_fixtures import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, TEST_BUCKET, FaultInjector
+from tests.test_publish_local import staged_attempts
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_GX = {"validation.enabled": False}
@@ -149,11 +150,7 @@ def test_persistent_errors_fail_clearly_without_a_manifest(
 
 def test_racing_runs_commit_exactly_once(s3_cfg: Callable[..., Settings]) -> None:
     cfgs = [s3_cfg(**NO_GX), s3_cfg(**NO_GX)]
-    plans = [plan_run(c) for c in cfgs]
-    results = [
-        [score_shard(c, p, i) for i in range(len(p.shards))]
-        for c, p in zip(cfgs, plans, strict=True)
-    ]
+    plans, results = staged_attempts(cfgs)
     barrier, outcomes = threading.Barrier(2), {}
 
     def commit(i: int) -> None:
