@@ -219,11 +219,20 @@ def _export_s3_connection() -> None:
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
+    env_name = f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"
     try:
         conn = Connection.get(S3_CONN_ID)
     except AirflowNotFoundException:
+        # Airflow skips a value it cannot parse as if it were unset: never run on other credentials.
+        if os.environ.get(env_name):
+            raise _unreadable_connection(env_name) from None
         return
     extra = conn.extra_dejson
+    # A value without `aws://` parses into a typeless connection, or one typed after the key id.
+    if (conn.conn_type or "aws") != "aws" or not (
+        conn.conn_type or conn.login or conn.password or extra
+    ):
+        raise _unreadable_connection(env_name)
     for name, value in (
         ("AWS_ACCESS_KEY_ID", conn.login),
         ("AWS_SECRET_ACCESS_KEY", conn.password),
@@ -235,6 +244,19 @@ def _export_s3_connection() -> None:
         os.environ.setdefault("AWS_DEFAULT_REGION", extra["region_name"])
     if extra.get("endpoint_url"):
         os.environ.setdefault("BATCHSCORE__S3__ENDPOINT_URL", extra["endpoint_url"])
+
+
+def _unreadable_connection(env_name: str) -> Exception:
+    from pipelines.errors import ConfigError
+
+    return ConfigError(  # the value is never shown: it holds a secret
+        f"the Airflow connection {S3_CONN_ID!r} is set but is not a readable `aws` connection "
+        "(malformed JSON or URI)",
+        where=f"{env_name} or the connection in the Airflow metadata DB",
+        fix='set it to a URI such as aws://KEY:SECRET@/?region_name=us-east-1 (URL-encode "/" '
+        'and "+" in the secret) or to JSON {"conn_type": "aws", "login": ..., "password": ...}, '
+        "or remove it to use the AWS_* variables or role",
+    )
 
 
 def _pull(cfg):  # -> pipelines.datapull.PulledInput

@@ -53,15 +53,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "matplotlib",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from pipelines.termination import Terminated, install
+
+    install()
     try:
         cfg = load_config(args.params, _overrides(args))
         return int(args.func(cfg, args) or 0)
     except BatchscoreError as exc:
         print(f"batchscore: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the machine, not the data: disk, permissions, a vanished folder
+        print(
+            f"batchscore: error: {exc.strerror or exc} ({exc.filename or 'no file named'}); "
+            "nothing was published",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print("batchscore: interrupted; nothing was published", file=sys.stderr)
         return 130
+    except Terminated:
+        print("batchscore: stopped by SIGTERM; nothing was published", file=sys.stderr)
+        return 143
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -198,10 +211,14 @@ def cmd_train(cfg: Settings, args: argparse.Namespace) -> int:
 def cmd_score(cfg: Settings, args: argparse.Namespace) -> int:
     from pipelines.run import run_pipeline
 
+    if args.summary:
+        _check_writable(args.summary)  # before the run: afterwards it must not fail
     manifest = run_pipeline(cfg)
     if args.summary:
-        args.summary.parent.mkdir(parents=True, exist_ok=True)
-        args.summary.write_text(manifest.model_dump_json(indent=2) + "\n")
+        try:
+            args.summary.write_text(manifest.model_dump_json(indent=2) + "\n")
+        except OSError as exc:
+            log.warning("run published, but the summary %s was not written: %s", args.summary, exc)
     c = manifest.counts
     where = "not published (dry run)" if manifest.dry_run else f"published to {cfg.output.uri}"
     print(
@@ -215,6 +232,22 @@ def cmd_score(cfg: Settings, args: argparse.Namespace) -> int:
 
 
 cmd_validate = cmd_score
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse an output path we could not write, before the run publishes anything."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        with open(path, "a"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:
+        raise BatchscoreError(
+            f"--summary {path} cannot be written ({exc.strerror or exc})",
+            fix="give a path in a folder you can write to; nothing was run",
+        ) from None
 
 
 def cmd_runs(cfg: Settings, args: argparse.Namespace) -> int:

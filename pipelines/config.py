@@ -65,6 +65,10 @@ class DataParams(_Section):
     rev: str | None = Field(None, description="git revision of the DVC repo that pins the input")
     repo: str | None = Field(None, description="git URL/path of the DVC repo (default: this repo)")
     md5: str | None = Field(None, description="expected DVC md5 of the input, checked after pull")
+    csv_null_values: list[str] = Field(
+        default_factory=lambda: [""],
+        description='CSV text that means "missing" in a feature or the ID (default: empty only)',
+    )
 
     _rev_text = field_validator("rev", "md5", mode="before")(lambda v: _as_text(v))
 
@@ -82,6 +86,11 @@ class ModelParams(_Section):
     sha256: str | None = Field(None, description="pinned sha256; null = from the model card")
     card: Path | None = Field(None, description="model card JSON; default: <model>.card.json")
     trusted_types: list[str] = Field(default_factory=list)
+    positive_class: str | None = Field(
+        None, description="binary models: the class `score` is the probability of"
+    )
+
+    _positive_text = field_validator("positive_class", mode="before")(lambda v: _as_text(v))
 
     @field_validator("sha256")
     @classmethod
@@ -160,6 +169,20 @@ class S3Params(_Section):
     read_timeout: float = Field(60.0, gt=0)
     multipart_threshold_mb: int = Field(64, ge=5)
     staging_ttl_hours: float = Field(24.0, gt=0)
+    require_tls: bool = Field(
+        False, description="refuse any endpoint that is not https://; set true in production"
+    )
+
+    @field_validator("require_tls")
+    @classmethod
+    def _tls_endpoint(cls, v: bool, info: Any) -> bool:
+        url = info.data.get("endpoint_url")
+        if v and url and not url.lower().startswith("https://"):
+            raise ValueError(
+                f"s3.endpoint_url {url!r} is not https:// but s3.require_tls is true: use an "
+                "https:// endpoint (set require_tls: false only for a loopback test endpoint)"
+            )
+        return v
 
 
 class RunParams(_Section):
@@ -251,7 +274,7 @@ def load_config(
             fix="run from the project folder, or pass --params / set BATCHSCORE_PARAMS",
         )
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"params file is not valid YAML: {exc}", where=str(path)) from None
     if not isinstance(raw, dict):
@@ -269,6 +292,27 @@ def load_config(
         return Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, path)) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (YAML keeps the last one
+    silently, so a duplicated `score:` section would drop the first without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice in one mapping, on lines {seen[key]} and {line}; "
+                    "YAML would silently keep only the last. Merge them into one",
+                    key_node.start_mark,
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def _parse_scalar(value: Any) -> Any:

@@ -33,11 +33,19 @@ class Contract:
     id_column: str
     features: tuple[str, ...]  # in the model's order
     numeric: tuple[str, ...]  # features that must be finite numbers
-    parse: dict[str, str]  # column -> target kind ("float", "int", "timestamp") for text input
+    parse: dict[str, str]  # column -> target kind ("float", "text") for text input
+    null_values: tuple[str, ...] = ("",)  # CSV text that means "missing" in a feature
 
 
-def check_contract(info: InputInfo, model: LoadedModel, id_column: str) -> Contract:
-    """Fail fast, with a column diff, if this input cannot be scored by this model."""
+def check_contract(
+    info: InputInfo, model: LoadedModel, id_column: str, null_values: tuple[str, ...] = ("",)
+) -> Contract:
+    """Fail fast, with a column diff, if this input cannot be scored by this model.
+
+    Features without a declared kind (a model with no card) take their kind from the input:
+    numbers are numeric (so NaN/inf checks apply to them exactly as with a card), text is
+    categorical. IDs are never converted: a CSV ID stays the text it is ("007" stays "007").
+    """
     cols = info.columns
     names = [f.name for f in model.features]
     missing = [n for n in names if n not in cols]
@@ -58,32 +66,40 @@ def check_contract(info: InputInfo, model: LoadedModel, id_column: str) -> Contr
             fix="fix the export, or point model.path at a model trained on these columns",
         )
     csv = info.format == "csv"
-    parse = _csv_targets(info.path) if csv else {}
+    inferred = _csv_targets(info.path) if csv else {}
+    parse: dict[str, str] = {}
+    numeric: list[str] = []
     mistyped = []
     for feature in model.features:
         kind = _kind(cols[feature.name])
+        wanted = feature.kind
+        if wanted == "any":  # no card: the data says what it is
+            if csv:
+                wanted = "numeric" if inferred.get(feature.name) in ("int", "float") else "text"
+            else:
+                wanted = {"number": "numeric", "text": "categorical"}.get(kind, "any")
+        if wanted == "numeric":
+            numeric.append(feature.name)
         if csv:  # CSV is all text: type features by what the model needs, per row
-            parse[feature.name] = "float" if feature.kind == "numeric" else "text"
-        elif feature.kind == "numeric" and kind == "text":
+            parse[feature.name] = "float" if wanted == "numeric" else "text"
+        elif wanted == "numeric" and kind == "text":
             parse[feature.name] = "float"  # numbers stored as text: parse, quarantine failures
-        elif feature.kind == "numeric" and kind != "number":
+        elif wanted == "numeric" and kind != "number":
             mistyped.append(f"{feature.name}: {cols[feature.name]} (model expects numbers)")
-        elif feature.kind == "categorical" and kind != "text":
+        elif wanted == "categorical" and kind != "text":
             mistyped.append(f"{feature.name}: {cols[feature.name]} (model expects text)")
-    id_kind = parse.get(id_column) if csv else _kind(cols[id_column])
-    id_type = cols[id_column] if not csv else f"CSV values inferred as {id_kind}"
-    if id_kind in ("float", "timestamp", "other") or (
-        not csv and cols[id_column].startswith(("float", "double", "halffloat", "bool"))
+    if not csv and (
+        _kind(cols[id_column]) == "other"
+        or cols[id_column].startswith(("float", "double", "halffloat", "bool", "decimal"))
     ):
-        mistyped.append(f"{id_column}: {id_type} (IDs must be integers or text)")
+        mistyped.append(f"{id_column}: {cols[id_column]} (IDs must be integers or text)")
     if mistyped:
         raise SchemaMismatchError(
             f"input column(s) have the wrong type: {'; '.join(mistyped)}",
             where=str(info.path),
             fix="cast the columns in the export to the types the model was trained on",
         )
-    numeric = tuple(f.name for f in model.features if f.kind == "numeric")
-    return Contract(id_column, tuple(names), numeric, parse)
+    return Contract(id_column, tuple(names), tuple(numeric), parse, tuple(null_values))
 
 
 def prepare_batch(frame: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, np.ndarray]:
@@ -93,28 +109,33 @@ def prepare_batch(frame: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame
     """
     frame = frame.copy(deep=False)  # copy-on-write: replaced columns leave the caller's intact
     reasons = np.full(len(frame), "", dtype=object)
+    nulls = list(contract.null_values)
     for col, target in contract.parse.items():
-        if col not in frame.columns or target == "text":
+        if col not in frame.columns:
             continue
         raw = frame[col]
-        if target == "timestamp":
-            parsed = pd.to_datetime(raw, errors="coerce", utc=True)
-        else:
-            parsed = pd.to_numeric(raw, errors="coerce")
-        bad = (parsed.isna() & raw.notna()).to_numpy()
-        if target == "int" and not bad.any():
-            whole = parsed.dropna()
-            if (whole % 1 == 0).all() and not parsed.isna().any():
-                parsed = parsed.astype("int64")
+        is_null = raw.isna() | raw.isin(nulls) if nulls else raw.isna()
+        if target == "text":
+            if is_null.any():
+                frame[col] = raw.mask(is_null, None)
+            continue
+        text = raw.dtype == object or pd.api.types.is_string_dtype(raw)
+        stripped = raw.str.strip() if text else raw
+        is_null = is_null | (stripped == "") if nulls and "" in nulls else is_null
+        parsed = pd.to_numeric(stripped.mask(is_null, None), errors="coerce")
+        bad = (parsed.isna() & ~is_null).to_numpy()
         if bad.any():
             _add(reasons, bad, lambda i, c=col, r=raw: f"{c}: cannot parse {r.iloc[i]!r}")
-        frame[col] = parsed
+        frame[col] = parsed.astype("float64")
     for col in contract.numeric:
         values = frame[col].to_numpy(dtype="float64", na_value=np.nan)
         inf = np.isinf(values)
         if inf.any():
             _add(reasons, inf, lambda i, c=col, v=values: f"{c}: non-finite value {v[i]}")
-    missing_id = frame[contract.id_column].isna().to_numpy()
+    ids = frame[contract.id_column]
+    missing_id = ids.isna().to_numpy()
+    if nulls and (ids.dtype == object or pd.api.types.is_string_dtype(ids)):
+        missing_id = missing_id | ids.isin(nulls).to_numpy()
     if missing_id.any():
         _add(reasons, missing_id, lambda i, c=contract.id_column: f"{c}: missing ID")
     return frame, reasons

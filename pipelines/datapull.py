@@ -42,6 +42,11 @@ DVC_TIMEOUT_S = 3600.0
 LOCK_TIMEOUT_S = 2 * 3600.0
 KEEP_CHECKOUTS = 3  # verified checkouts kept per repo, most recently used first
 _USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
+# What DVC prints when the remote refuses the credentials (S3 answers a HEAD with a bare 403).
+_AUTH_FAILURE = re.compile(
+    r"\(403\)|\bForbidden\b|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken|"
+    r"InvalidToken|Unable to locate credentials|NoCredentialsError"
+)
 
 
 @dataclass(frozen=True)
@@ -107,13 +112,16 @@ def pull_input(
         result = _run([*dvc, "pull", "--force", str(target)], checkout, run_env, timeout_s)
         if result.returncode != 0:
             shutil.rmtree(checkout, ignore_errors=True)
-            raise DataPullError(
+            err = DataPullError(
                 f"`dvc pull {target}` at {cfg.data.rev} ({sha[:12]}) failed with exit code "
                 f"{result.returncode}: {_tail(result)}",
                 where=_scrub(repo),
                 fix="check the DVC remote (its URL/endpointurl, credentials in the environment) "
                 "and that the data was `dvc push`ed for this revision",
             )
+            # Refused credentials: a retry with the same ones cannot succeed, so fail fast.
+            err.retryable = not _AUTH_FAILURE.search(f"{result.stdout}\n{result.stderr}")
+            raise err
         try:
             pulled = _verified(cfg, checkout, target, sha, repo, pull_output=_tail(result))
         except DataPullError:
@@ -148,6 +156,8 @@ def _working_tree_input(cfg: Settings) -> PulledInput:
         result = _run(["git", "rev-parse", "HEAD"], cfg.root, None, GIT_TIMEOUT_S, check=False)
         git_rev = result.stdout.strip() if result.returncode == 0 else None
     record = _find_record(cfg.root, _relative(path, cfg.root)) if _inside(path, cfg.root) else None
+    if record and record.md5.endswith(".dir"):  # its directory's listing is not in the cache
+        record = None
     md5 = file_md5(path, record.algorithm if record else "md5")
     if record and record.md5 != md5:
         log.warning(
@@ -192,6 +202,13 @@ def _verified(
             f"{target} is not tracked by DVC: no .dvc file or dvc.lock output records it",
             "pin a revision where the input is `dvc add`ed or produced by a stage, or fix "
             "data.path (relative to the repo root)",
+        )
+    if record.md5.endswith(".dir"):  # `dvc pull` did not even bring the directory's listing
+        detail = f"; dvc said: {pull_output}" if pull_output else ""
+        raise fail(
+            f"`dvc pull` finished but {target} is missing: the listing of {record.source} "
+            f"(md5 {record.md5}) is not in the cache (not in the remote?)" + detail,
+            "`dvc push` the data for this revision from the machine that has it in its cache",
         )
     if cfg.data.md5 and cfg.data.md5 != record.md5:
         raise fail(
@@ -351,7 +368,10 @@ def _match(
         return _Record(md5, algorithm, source)
     if md5.endswith(".dir") and out_rel in target.parents:
         relpath = str(target.relative_to(out_rel))
-        for entry in _dir_listing(repo_root, md5, algorithm):
+        listing = _dir_listing(repo_root, md5, algorithm)
+        if not listing:  # tracked, but the directory's listing is not in the cache (not pulled)
+            return _Record(md5, algorithm, f"{source} ({out_rel}/)")
+        for entry in listing:
             if entry.get("relpath") == relpath and entry.get("md5"):
                 return _Record(str(entry["md5"]), algorithm, f"{source} ({out_rel}/)")
     return None

@@ -33,6 +33,12 @@ class InputDataError(BatchscoreError):
     """The input file is missing, empty, corrupt or unreadable."""
 
 
+class InputChangedError(InputDataError):
+    """The input's bytes are not the ones the run planned (modified, grown or deleted since)."""
+
+    retryable = True
+
+
 class SchemaMismatchError(BatchscoreError):
     """The input's columns do not match what the model expects."""
 

@@ -31,6 +31,7 @@ class InputRef(BaseModel):
     path: str
     format: str
     sha256: str
+    bytes: int | None = None
     rows: int | None
     git_rev: str | None = None
     dvc_md5: str | None = None
@@ -74,6 +75,9 @@ class RunManifest(BaseModel):
     rows_per_s: float
     created_at: str
     dry_run: bool = False
+    scores: dict[str, Any] = Field(
+        default_factory=dict, description="what `score` means: its class, the model's classes"
+    )
 
 
 def content_hash(parts: list[PartInfo]) -> str:

@@ -16,16 +16,21 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from pipelines.errors import PublishConflictError, StorageError
 from pipelines.manifest import MANIFEST_NAME, RunManifest
 from pipelines.storage import ObjectStore
+from pipelines.termination import commit_shield
 
 log = logging.getLogger(__name__)
 FAULT_ENV = "BATCHSCORE_FAULT_AT"  # test hook: SIGKILL ourselves at a named point
+BARRIER_ENV = "BATCHSCORE_COMMIT_BARRIER"  # test hook: "<n>:<folder>", n processes commit at once
 OTHER_KEY_OR_OVERWRITE = (
     "use another run key (--run-key, run.key), or replace the published run: --overwrite, "
     "run.overwrite: true in params.yaml, or BATCHSCORE__RUN__OVERWRITE=true (e.g. for dvc repro)"
@@ -56,6 +61,27 @@ def maybe_fault(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def maybe_wait_at_barrier(timeout_s: float = 60.0) -> None:
+    """Hold the commit until `n` processes reach it, when a race test asks for it.
+
+    `BATCHSCORE_COMMIT_BARRIER=<n>:<folder>`: each committer leaves a file in the folder and waits
+    until there are `n`, so separate processes make their conditional writes at the same moment.
+    """
+    spec = os.environ.get(BARRIER_ENV)
+    if not spec:
+        return
+    count, _, folder = spec.partition(":")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    Path(folder, f"{os.getpid()}-{uuid.uuid4().hex[:8]}").touch()
+    deadline = time.monotonic() + timeout_s
+    while len(os.listdir(folder)) < int(count):
+        if time.monotonic() > deadline:
+            arrived = len(os.listdir(folder))
+            log.warning("commit barrier: %d of %s arrived; going on", arrived, count)
+            return
+        time.sleep(0.005)
+
+
 def read_manifest(store: ObjectStore, model_name: str, run_key: str) -> RunManifest | None:
     """The committed manifest of a run, or None if the run is not published."""
     body = store.get_bytes(manifest_key(model_name, run_key))
@@ -77,10 +103,20 @@ class CommitOutcome:
 
 
 def commit_run(store: ObjectStore, manifest: RunManifest, overwrite: bool) -> CommitOutcome:
-    """Publish a staged run with one conditional write of its manifest."""
+    """Publish a staged run with one conditional write of its manifest.
+
+    SIGTERM is deferred from the write on (`commit_shield`): a published run is never reported
+    as failed because a stop arrived a moment later.
+    """
+    maybe_fault("before_commit")
+    with commit_shield():
+        return _commit(store, manifest, overwrite)
+
+
+def _commit(store: ObjectStore, manifest: RunManifest, overwrite: bool) -> CommitOutcome:
     key = manifest_key(manifest.model.name, manifest.run_key)
     body = manifest.model_dump_json(indent=2).encode()
-    maybe_fault("before_commit")
+    maybe_wait_at_barrier()
     if store.put_bytes(key, body, if_absent=True):
         status, published = "committed", manifest
     else:
@@ -106,7 +142,13 @@ def commit_run(store: ObjectStore, manifest: RunManifest, overwrite: bool) -> Co
                 where=store.url(key),
                 fix=OTHER_KEY_OR_OVERWRITE,
             )
-    removed = remove_stale_attempts(store, published)
+    # Published: from here on nothing may fail the run. Clean-up is best effort (the next
+    # commit of this run, or a rerun, removes what is left).
+    try:
+        removed = remove_stale_attempts(store, published)
+    except Exception as exc:
+        log.warning("run %s: published; stale staging not cleaned up (%s)", manifest.run_key, exc)
+        removed = 0
     log.info(
         "run %s %s at %s (%d stale staging object(s) removed)",
         manifest.run_key,

@@ -34,6 +34,7 @@ def build_report(
     timings: Mapping[str, float] | None = None,
     status: str | None = None,
     input_version: Mapping[str, Any] | None = None,
+    scores: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report dict `render_html` and `render_json` take (all plain JSON types).
 
@@ -54,6 +55,7 @@ def build_report(
         "model_version": model_version,
         "input_path": input_path,
         "input_version": dict(input_version or {}),
+        "scores": dict(scores or {}),
         "rows_in": int(rows_in),
         "rows_scored": int(rows_scored),
         "rows_quarantined": int(rows_quarantined),
@@ -99,6 +101,8 @@ def render_html(report: Mapping[str, Any]) -> str:
         '<section><h2>Run</h2><table class="kv">',
         _kv("Run key", report.get("run_key")),
         _kv("Input", report.get("input_path")),
+        _kv("Score", (report.get("scores") or {}).get("score_is")),
+        _kv("Classes", ", ".join(map(str, (report.get("scores") or {}).get("classes", [])))),
         *(_kv(f"Input {k}", v) for k, v in (report.get("input_version") or {}).items()),
         _kv("Generated", report.get("generated_at")),
         "</table></section>",

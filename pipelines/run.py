@@ -34,10 +34,15 @@ from pipelines.contract import Contract, check_contract, prepare_batch
 from pipelines.datasource import (
     BadLines,
     InputInfo,
+    InputProof,
     Shard,
+    check_shard_bytes,
+    check_unchanged,
     inspect_input,
     plan_shards,
+    prove_input,
     read_batches,
+    reconcile_csv,
 )
 from pipelines.errors import (
     BatchscoreError,
@@ -57,7 +62,14 @@ from pipelines.publish import (
     read_manifest,
     staging_prefix,
 )
-from pipelines.scoring import HISTOGRAM_BINS, PartWriter, histogram, score_chunk
+from pipelines.scoring import (
+    HISTOGRAM_BINS,
+    PartWriter,
+    ScoreTarget,
+    histogram,
+    score_chunk,
+    score_target,
+)
 from pipelines.storage import ObjectStore, open_store, sha256_file
 
 log = logging.getLogger(__name__)
@@ -73,8 +85,11 @@ class RunPlan(BaseModel):
     input: InputRef
     input_columns: dict[str, str]
     row_group_rows: list[int]
+    row_group_spans: list[list[int]] = []
+    input_proof: dict[str, Any] = {}
     shards: list[dict[str, Any]]
     contract: dict[str, Any]
+    score_target: dict[str, Any] = {}
     fingerprint: str
     staging_prefix: str
     already_published: bool = False
@@ -108,13 +123,17 @@ def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = No
     started = time.time()
     model = _load(cfg)
     info = inspect_input(cfg.data.path, cfg.data.resolved_format)
-    contract = check_contract(info, model, cfg.data.id_column)
+    contract = check_contract(info, model, cfg.data.id_column, tuple(cfg.data.csv_null_values))
+    target = score_target(model.classes, cfg.model.positive_class)
     suites = _suite_hashes(cfg)
+    shards = plan_shards(info, cfg.score.shard_rows)
+    proof = prove_input(info, shards)
     input_ref = InputRef(
         path=str(cfg.data.path),
         format=info.format,
-        sha256=sha256_file(cfg.data.path),
-        rows=info.num_rows,
+        sha256=proof.sha256,
+        bytes=proof.size,
+        rows=info.num_rows if info.num_rows is not None else proof.csv_records,
         git_rev=git_rev or _git_rev(cfg.root),
         dvc_md5=dvc_md5,
     )
@@ -125,12 +144,12 @@ def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = No
         path=str(cfg.model.path),
         sklearn_version=model.card.get("sklearn_version"),
     )
-    shards = plan_shards(info, cfg.score.shard_rows)
     fp = make_fingerprint(
         input=input_ref.sha256,
         model=model.sha256,
         suites=suites,
         contract=asdict(contract),
+        score=asdict(target),
         shard_rows=cfg.score.shard_rows,
         run_key=cfg.run_key,
         validation=cfg.validation.enabled,
@@ -143,8 +162,11 @@ def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = No
         input=input_ref,
         input_columns=info.columns,
         row_group_rows=list(info.row_group_rows),
+        row_group_spans=[list(span) for span in info.row_group_spans],
+        input_proof=asdict(proof),
         shards=[asdict(s) for s in shards],
         contract=asdict(contract),
+        score_target=asdict(target),
         fingerprint=fp,
         staging_prefix=staging_prefix(model_ref.name, cfg.run_key, attempt),
         started_at=started,
@@ -184,15 +206,9 @@ def score_shard(
     t_start = time.perf_counter()
     store = open_store(cfg)
     model = _load(cfg)
-    contract = Contract(**{**plan.contract, "features": tuple(plan.contract["features"])})
-    info = InputInfo(
-        Path(plan.input.path),
-        plan.input.format,
-        plan.input_columns,
-        plan.input.rows,
-        tuple(plan.row_group_rows),
-    )
-    shard = Shard(**{**plan.shards[index], "row_groups": _tuple(plan.shards[index]["row_groups"])})
+    contract, target, info, shard, proof = _shard_inputs(plan, index)
+    # Prove the bytes are the planned ones before any work, and again (unchanged) after.
+    stat_before = check_shard_bytes(info, shard, proof)
     gates = _gates(cfg, contract.id_column)
     chunk = cfg.score.chunk_size
     batch_rows = max(cfg.validation.batch_rows if gates else chunk, chunk)
@@ -210,11 +226,13 @@ def score_shard(
         hist = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
         reasons_count: Counter[str] = Counter()
         rows_in = rows_scored = rows_quarantined = chunks = 0
-        batches = read_batches(info, shard, batch_rows, bad_lines)
+        badlines = PartWriter(local(f"{prefix}badlines/{name}"))
+        batches = read_batches(info, shard, batch_rows, bad_lines, contract.id_column)
         while True:
             t = time.perf_counter()
             raw = next(batches, None)
             timings["read"] += time.perf_counter() - t
+            _write_bad_lines(badlines, bad_lines)
             if raw is None:
                 break
             rows_in += len(raw)
@@ -238,7 +256,7 @@ def score_shard(
             for start in range(0, len(frame), chunk):
                 t = time.perf_counter()
                 table = score_chunk(
-                    model, frame.iloc[start : start + chunk], contract, plan.run_key
+                    model, frame.iloc[start : start + chunk], contract, plan.run_key, target
                 )
                 timings["predict"] += time.perf_counter() - t
                 t = time.perf_counter()
@@ -254,24 +272,27 @@ def score_shard(
                 timings["validate"] += time.perf_counter() - t
             if on_rows:
                 on_rows(len(raw))
-        extra = []
+        check_unchanged(info, shard, stat_before)
+        reconcile_csv(info, proof, rows_in, bad_lines)
+        if shard.rows is not None and info.format == "parquet" and rows_in != shard.rows:
+            raise InputDataError(
+                f"shard {index} of {info.path} yielded {rows_in:,} rows, its row groups hold "
+                f"{shard.rows:,}",
+                fix="the file is inconsistent with its own footer; re-export it",
+            )
         if bad_lines.count:
-            lines = pd.DataFrame(bad_lines.rows)
             reasons_count.update(["csv line with wrong field count"] * bad_lines.count)
-            writer = PartWriter(local(f"{prefix}badlines/{name}"))
-            writer.write(pa.Table.from_pandas(lines, preserve_index=False))
-            writer.close()
             rows_in += bad_lines.count
             rows_quarantined += bad_lines.count
-            extra.append((f"{prefix}badlines/{name}", "badlines", len(lines)))
         t = time.perf_counter()
+        badlines.close()
         scores.close()
         quarantine.close()
         parts = []
         for key, kind, rows in [
             (f"{prefix}scores/{name}", "scores", scores.rows),
             (f"{prefix}quarantine/{name}", "quarantine", quarantine.rows),
-            *extra,
+            (f"{prefix}badlines/{name}", "badlines", badlines.rows),
         ]:
             path = local(key)
             if path.exists():
@@ -356,6 +377,7 @@ def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Ru
             rows_per_s=round(counts.rows_in / wall, 1) if wall > 0 else 0.0,
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             dry_run=cfg.run.dry_run,
+            scores=ScoreTarget(**plan.score_target).describe() if plan.score_target else {},
         )
         if failure is not None:
             files = _rendered(_report(manifest, results))
@@ -497,7 +519,13 @@ def _score_in_pool(
         ) as pool:
             futures = [pool.submit(_worker, cfg, plan, i) for i in range(len(plan.shards))]
             reader.start()  # only once the workers exist: never fork with a live thread of ours
-            return [f.result() for f in futures]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:  # a failed shard, or SIGTERM: stop the others now
+                for child in mp.active_children():
+                    child.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     finally:
         if not reader.is_alive():
             reader.start()  # so the sentinel below is consumed
@@ -653,6 +681,7 @@ def _report(manifest: RunManifest, results: list[ShardResult]) -> dict[str, Any]
         quarantine_reasons=dict(reasons.most_common(50)),
         timings=manifest.timings,
         status="dry run" if manifest.dry_run else None,
+        scores=manifest.scores,
         input_version={
             "sha256": manifest.input.sha256,
             "git_rev": manifest.input.git_rev,
@@ -789,8 +818,52 @@ def _quarantine_table(frame: pd.DataFrame, reasons: np.ndarray) -> pa.Table:
     return table.append_column("_reason", pa.array(reasons.astype(str), pa.string()))
 
 
-def _tuple(value: Any) -> tuple[int, ...] | None:
-    return None if value is None else tuple(value)
+def _shard_inputs(
+    plan: RunPlan, index: int
+) -> tuple[Contract, ScoreTarget, InputInfo, Shard, InputProof]:
+    """Rebuild, from the plan's JSON, what one shard needs (the plan may come over XCom)."""
+    contract = Contract(
+        **{
+            **plan.contract,
+            "features": tuple(plan.contract["features"]),
+            "numeric": tuple(plan.contract["numeric"]),
+            "null_values": tuple(plan.contract.get("null_values", ("",))),
+        }
+    )
+    target = ScoreTarget(**{**plan.score_target, "classes": tuple(plan.score_target["classes"])})
+    info = InputInfo(
+        Path(plan.input.path),
+        plan.input.format,
+        plan.input_columns,
+        plan.input.rows if plan.input.format == "parquet" else None,
+        tuple(plan.row_group_rows),
+        tuple((a, b) for a, b in plan.row_group_spans),
+    )
+    raw = plan.shards[index]
+    shard = Shard(
+        index=raw["index"],
+        row_groups=None if raw["row_groups"] is None else tuple(raw["row_groups"]),
+        rows=raw["rows"],
+        span=None if raw.get("span") is None else tuple(raw["span"]),
+    )
+    p = plan.input_proof
+    proof = InputProof(**{**p, "shard_sha256": tuple(p.get("shard_sha256", ()))})
+    return contract, target, info, shard, proof
+
+
+def _write_bad_lines(writer: PartWriter, bad: BadLines) -> None:
+    """Spill the CSV bad lines read so far, whole, to the shard's bad-lines part."""
+    rows = bad.drain()
+    if rows:
+        writer.write(
+            pa.table(
+                {
+                    "line": pa.array([r["line"] for r in rows], pa.int64()),
+                    "text": pa.array([r["text"] for r in rows], pa.large_string()),
+                    "reason": pa.array([r["reason"] for r in rows], pa.string()),
+                }
+            )
+        )
 
 
 def _git_rev(root: Path) -> str | None:

@@ -6,6 +6,8 @@ where chunk boundaries fall: they equal `model.predict_proba` on the same rows, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +17,91 @@ import pyarrow.parquet as pq
 import sklearn
 
 from pipelines.contract import Contract
-from pipelines.errors import SchemaMismatchError
+from pipelines.errors import ConfigError, ModelIntegrityError, SchemaMismatchError
 from pipelines.models import LoadedModel
 
 HISTOGRAM_BINS = 20
 
 
+@dataclass(frozen=True)
+class ScoreTarget:
+    """What the published `score` means, fixed at plan time and recorded in the manifest.
+
+    Binary: `score` is the probability of `positive_class` (by default the model's second class,
+    as scikit-learn orders them; set model.positive_class to name it, e.g. "churn" when the
+    classes are ["churn", "stay"]). Multiclass: `score` is the probability of the predicted class
+    and every class's probability is published as `proba_<class>`.
+    """
+
+    kind: str  # binary | multiclass
+    classes: tuple[str, ...]  # as text, in the model's order
+    positive_index: int | None  # binary only
+
+    @property
+    def positive_class(self) -> str | None:
+        return None if self.positive_index is None else self.classes[self.positive_index]
+
+    @property
+    def proba_columns(self) -> tuple[str, ...]:
+        return tuple(f"proba_{c}" for c in self.classes) if self.kind == "multiclass" else ()
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "classes": list(self.classes),
+            "score_is": f"P({self.positive_class})"
+            if self.kind == "binary"
+            else "P(predicted_class)",
+            "positive_class": self.positive_class,
+            "proba_columns": list(self.proba_columns),
+        }
+
+
+def score_target(classes: Sequence[object], positive_class: object | None) -> ScoreTarget:
+    """The meaning of `score` for a model with these classes (see ScoreTarget)."""
+    names = tuple(str(c) for c in classes)
+    if len(names) < 2:
+        raise ModelIntegrityError(
+            f"the model has {len(names)} class(es) {list(names)}; a classifier needs two or more",
+            fix="retrain it on data with at least two classes",
+        )
+    if len(set(names)) != len(names):
+        raise ModelIntegrityError(f"the model's classes {list(names)} repeat as text")
+    if len(names) > 2:
+        if positive_class is not None:
+            raise ConfigError(
+                f"model.positive_class={positive_class!r} is for binary models; this one has "
+                f"{len(names)} classes {list(names)}",
+                fix="remove model.positive_class: every class's probability is published",
+            )
+        return ScoreTarget("multiclass", names, None)
+    if positive_class is None:
+        return ScoreTarget("binary", names, 1)
+    if str(positive_class) not in names:
+        raise ConfigError(
+            f"model.positive_class={positive_class!r} is not one of the model's classes "
+            f"{list(names)}",
+            fix="set it to one of those classes (the one the score should be the probability of)",
+        )
+    return ScoreTarget("binary", names, names.index(str(positive_class)))
+
+
 def score_chunk(
-    model: LoadedModel, frame: pd.DataFrame, contract: Contract, run_key: str
+    model: LoadedModel,
+    frame: pd.DataFrame,
+    contract: Contract,
+    run_key: str,
+    target: ScoreTarget | None = None,
 ) -> pa.Table:
-    """Score rows that passed the contract and the gate; columns are taken in the model's order."""
+    """Score rows that passed the contract and the gate; columns are taken in the model's order.
+
+    The ID column is published exactly as read (value and a type that holds it).
+    """
+    target = target or score_target(model.classes, None)
     x = frame.loc[:, list(contract.features)]
     numeric = x.loc[:, list(contract.numeric)].to_numpy(dtype="float64", na_value=np.nan)
-    # Skip sklearn's own finiteness scan only when we have just proven there is nothing to find.
+    # Skip sklearn's own finiteness scan only when we have just proven there is nothing to find:
+    # every numeric feature was checked for ±inf by the contract and holds no NaN here.
     with sklearn.config_context(assume_finite=not np.isnan(numeric).any()):
         try:
             proba = model.estimator.predict_proba(x)
@@ -38,18 +112,22 @@ def score_chunk(
                 "for those columns to the input suite so such rows are quarantined",
             ) from None
     best = proba.argmax(axis=1)
-    score = proba[:, 1] if proba.shape[1] == 2 else proba[np.arange(len(best)), best]
+    if target.kind == "binary":
+        score = proba[:, target.positive_index]
+    else:
+        score = proba[np.arange(len(best)), best]
     classes = np.asarray(model.classes)
     n = len(frame)
-    return pa.table(
-        {
-            "id": pa.array(frame[contract.id_column].to_numpy()),
-            "score": pa.array(score, pa.float64()),
-            "predicted_class": pa.array(classes[best]),
-            "model_version": _constant(model.version, n),
-            "run_key": _constant(run_key, n),
-        }
-    )
+    columns: dict[str, pa.Array] = {
+        "id": pa.array(frame[contract.id_column]),
+        "score": pa.array(score, pa.float64()),
+        "predicted_class": pa.array(classes[best]),
+    }
+    for k, name in enumerate(target.proba_columns):
+        columns[name] = pa.array(proba[:, k], pa.float64())
+    columns["model_version"] = _constant(model.version, n)
+    columns["run_key"] = _constant(run_key, n)
+    return pa.table(columns)
 
 
 def _constant(value: str, n: int) -> pa.DictionaryArray:

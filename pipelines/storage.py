@@ -9,13 +9,15 @@ create-if-absent, so two racing commits cannot both win.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipelines.config import Settings
@@ -67,12 +69,15 @@ class LocalStore(ObjectStore):
     """A folder standing in for a bucket. Writes go to a temp file then `os.replace`/`os.link`."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.uri = f"file://{root}"
+        # Resolved once: a folder reached through a symlink or `..` is the folder it names, so
+        # every key below it (written, listed, cleaned up after the commit) is relative to one
+        # real path.
+        self.root = root.resolve()
+        self.uri = f"file://{self.root}"
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
-        if self.root.resolve() not in path.parents and path != self.root.resolve():
+        if self.root not in path.parents and path != self.root:
             raise StorageError(f"key {key!r} escapes the output folder {self.root}")
         return path
 
@@ -89,14 +94,19 @@ class LocalStore(ObjectStore):
         dest = self._path(key)
         if dest == local.resolve():
             return
-        tmp = self._tmp(dest)
-        try:
-            shutil.copyfile(local, tmp)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with writing(self.url(key)):
+            tmp = self._tmp(dest)
+            try:
+                shutil.copyfile(local, tmp)
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        with writing(self.url(key)):
+            return self._put_bytes(key, data, if_absent=if_absent)
+
+    def _put_bytes(self, key: str, data: bytes, *, if_absent: bool) -> bool:
         dest = self._path(key)
         tmp = self._tmp(dest)
         try:
@@ -155,6 +165,27 @@ class LocalStore(ObjectStore):
                 tmp.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+@contextmanager
+def writing(where: str) -> Iterator[None]:
+    """Turn a local write's OSError (disk full, read-only, no permission) into a StorageError
+    that says what happened and what to do, instead of a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        reason = {
+            errno.ENOSPC: "the disk is full",
+            errno.EDQUOT: "the disk quota is exhausted",
+            errno.EROFS: "the file system is read-only",
+            errno.EACCES: "permission denied",
+            errno.EPERM: "permission denied",
+        }.get(exc.errno or 0, exc.strerror or str(exc))
+        raise StorageError(
+            f"cannot write {where}: {reason}",
+            fix="free space or fix the output folder's permissions (output.uri), then run "
+            "again; nothing was published and the next run cleans up what this one staged",
+        ) from None
 
 
 def open_store(cfg: Settings) -> ObjectStore:

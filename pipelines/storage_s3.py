@@ -133,6 +133,16 @@ class S3Store(ObjectStore):
             s3={"addressing_style": "path"} if cfg.s3.endpoint_url else None,
         )
         client = session.client("s3", endpoint_url=cfg.s3.endpoint_url, config=config)
+        # The endpoint in use, not only the configured one: AWS_ENDPOINT_URL(_S3) and the AWS
+        # config file can point boto3 elsewhere when s3.endpoint_url is null.
+        in_use = str(client.meta.endpoint_url)
+        if cfg.s3.require_tls and not in_use.lower().startswith("https://"):
+            raise ConfigError(
+                f"S3 endpoint {in_use} is not https:// but s3.require_tls is true",
+                fix="use an https:// endpoint (s3.endpoint_url, or AWS_ENDPOINT_URL/"
+                "AWS_ENDPOINT_URL_S3 in the environment), or set s3.require_tls: false only "
+                "for a loopback test endpoint",
+            )
         resolved = session.get_credentials()
         if resolved is not None:
             frozen = resolved.get_frozen_credentials()
