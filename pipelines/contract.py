@@ -155,26 +155,35 @@ def _kind(arrow_type: str) -> str:
 
 
 def _csv_targets(path: Path) -> dict[str, str]:
-    """Infer CSV column kinds once from the first block, so every batch is typed the same way."""
+    """Infer CSV column kinds once from the first block, so every batch is typed the same way.
+
+    Only used for features whose kind nobody declared (a model without a card). A column is
+    numeric when most of its non-empty values in the first MiB parse as numbers: a few stray
+    values ("1,234", "abc") are then quarantined row by row instead of turning the whole
+    column into text that the model would choke on. A card makes this explicit.
+    """
     with open(path, "rb") as fh:
         head = fh.read(1 << 20)
     if len(head) == 1 << 20:
         head = head[: head.rfind(b"\n") + 1] or head
     try:
-        schema = pacsv.read_csv(
+        table = pacsv.read_csv(
             io.BytesIO(head),
             parse_options=pacsv.ParseOptions(invalid_row_handler=lambda _: "skip"),
-        ).schema
+            convert_options=pacsv.ConvertOptions(
+                column_types={}, strings_can_be_null=True, auto_dict_encode=False
+            ),
+        )
     except pa.ArrowInvalid:
         return {}
     kinds = {}
-    for f in schema:
-        if pa.types.is_integer(f.type):
-            kinds[f.name] = "int"
-        elif pa.types.is_floating(f.type):
-            kinds[f.name] = "float"
-        elif pa.types.is_timestamp(f.type):
-            kinds[f.name] = "timestamp"
-        else:
-            kinds[f.name] = "text"
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+            kinds[name] = "float"
+            continue
+        values = pd.Series(col.to_pylist(), dtype=object).dropna()
+        values = values[values.astype(str).str.strip() != ""]
+        parsed = pd.to_numeric(values, errors="coerce")
+        numeric = len(values) > 0 and parsed.notna().mean() > 0.5
+        kinds[name] = "float" if numeric else "text"
     return kinds

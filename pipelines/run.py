@@ -522,8 +522,11 @@ def _score_in_pool(
             try:
                 return [f.result() for f in futures]
             except BaseException:  # a failed shard, or SIGTERM: stop the others now
-                for child in mp.active_children():
+                children = mp.active_children()
+                for child in children:
                     child.terminate()
+                for child in children:  # dead before the caller discards the staging
+                    child.join(timeout=10)
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
     finally:

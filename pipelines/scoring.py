@@ -19,6 +19,7 @@ import sklearn
 from pipelines.contract import Contract
 from pipelines.errors import ConfigError, ModelIntegrityError, SchemaMismatchError
 from pipelines.models import LoadedModel
+from pipelines.storage import writing
 
 HISTOGRAM_BINS = 20
 
@@ -175,6 +176,10 @@ class PartWriter:
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, table: pa.Table) -> None:
+        with writing(str(self.path)):
+            self._write(table)
+
+    def _write(self, table: pa.Table) -> None:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(
@@ -205,7 +210,8 @@ class PartWriter:
         """Close the file; True if anything was written."""
         if self._writer is None:
             return False
-        if self._pending_rows:
-            self._flush(final=True)
-        self._writer.close()
+        with writing(str(self.path)):
+            if self._pending_rows:
+                self._flush(final=True)
+            self._writer.close()
         return True
