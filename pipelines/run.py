@@ -1,9 +1,9 @@
 """A run, in three steps that every entry point shares: plan, score shards, finalize.
 
 `run_pipeline` chains them on one machine (a process pool over shards). The Airflow DAG calls the
-same three functions as separate tasks, mapping `score_shard` over the plan's shards, so a
-cluster scores shards on many workers and one task commits. Plans and results are pydantic
-models that round-trip through JSON (XCom).
+same functions as separate tasks, mapping `score_shard` over the plan's shards, so a cluster
+scores shards on many workers and one task commits (`publish_run`: `finalize_run` that also says
+what the commit did). Plans and results are pydantic models that round-trip through JSON (XCom).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +59,18 @@ from pipelines.publish import (
     OTHER_KEY_OR_OVERWRITE,
     commit_run,
     failed_report_key,
+    manifest_key,
     read_manifest,
     staging_prefix,
 )
 from pipelines.scoring import (
     HISTOGRAM_BINS,
+    NAN_REASON,
+    MissingValuesRefused,
     PartWriter,
     ScoreTarget,
     histogram,
+    missing_rows,
     score_chunk,
     score_target,
 )
@@ -255,9 +259,22 @@ def score_shard(
             scored_tables = []
             for start in range(0, len(frame), chunk):
                 t = time.perf_counter()
-                table = score_chunk(
-                    model, frame.iloc[start : start + chunk], contract, plan.run_key, target
-                )
+                part = frame.iloc[start : start + chunk]
+                try:
+                    table = score_chunk(model, part, contract, plan.run_key, target)
+                except MissingValuesRefused:
+                    # sklearn refused before predicting anything: quarantine the rows with
+                    # missing values (as read, with a reason) and score the others
+                    nan = missing_rows(part, contract)
+                    if not nan.any():
+                        raise
+                    labels = part.index[nan]
+                    quarantine.write(
+                        _quarantine_table(raw.loc[labels], np.full(len(labels), NAN_REASON))
+                    )
+                    rows_quarantined += len(labels)
+                    reasons_count[NAN_REASON] += len(labels)
+                    table = score_chunk(model, part.loc[~nan], contract, plan.run_key, target)
                 timings["predict"] += time.perf_counter() - t
                 t = time.perf_counter()
                 scores.write(table)
@@ -320,13 +337,35 @@ def score_shard(
     )
 
 
+@dataclass(frozen=True)
+class PublishResult:
+    """What publishing a run did: the manifest that stands now, and how it came to stand."""
+
+    manifest: RunManifest  # the one now published (a dry run's: the one it would have published)
+    status: str  # committed | replaced | identical | already_published | dry_run
+    # The published manifest is this plan's: committed by this call or by an earlier try of it
+    # (retries of a publish share the plan's attempt id). False: it was there before this plan.
+    newly_published: bool
+    manifest_uri: str | None  # where the manifest is; None for a dry run
+
+
 def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> RunManifest:
     """Merge the shards, apply the run-level gates, write the reports, commit once."""
+    return publish_run(cfg, plan, results).manifest
+
+
+def publish_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> PublishResult:
+    """`finalize_run`, and what its commit did: the status is the commit's own outcome, so a retry
+    that finds its earlier try's manifest says "identical", not "committed"."""
     store = open_store(cfg)
-    if plan.already_published:  # nothing was scored: the published run stands
-        existing = read_manifest(store, plan.model.name, plan.run_key)
-        if existing is not None:
-            return existing
+    existing = read_manifest(store, plan.model.name, plan.run_key)
+    if existing is not None and plan.already_published:  # nothing was scored: it stands
+        return _published(store, plan, existing, "already_published")
+    if existing is not None and existing.attempt_id == plan.attempt_id:
+        # An earlier try of this plan committed (retries share its attempt id) and deleted the
+        # ID hashes the gates read: redoing the work would fail, and its clean-up would delete
+        # the published parts. The commit stands; this try's would have found it identical.
+        return _published(store, plan, existing, "identical")
     results = sorted(results, key=lambda r: r.shard)
     if [r.shard for r in results] != list(range(len(plan.shards))):
         raise BatchscoreError(
@@ -394,7 +433,7 @@ def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Ru
         raced = _lost_race(cfg, store, plan, parts)
         if raced is None:
             raise
-        return raced
+        return _published(store, plan, raced, "identical")
     except BaseException:
         _discard(store, plan, results)
         raise
@@ -408,7 +447,7 @@ def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Ru
             f"{counts.rows_scored:,}",
             report,
         )
-        return manifest
+        return PublishResult(manifest, "dry_run", newly_published=False, manifest_uri=None)
     outcome = commit_run(store, manifest, cfg.run.overwrite)
     log.info(
         "run %s: %s rows in, %s scored, %s quarantined, %.0f rows/s (%s)",
@@ -419,7 +458,7 @@ def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Ru
         manifest.rows_per_s,
         outcome.status,
     )
-    return outcome.manifest
+    return _published(store, plan, outcome.manifest, outcome.status)
 
 
 def run_pipeline(
@@ -724,6 +763,14 @@ def _save_local_report(cfg: Settings, manifest: RunManifest, html: bytes, kind: 
     path = folder / f"{manifest.model.name}-{manifest.run_key}-{manifest.attempt_id}.html"
     path.write_bytes(html)
     return path
+
+
+def _published(
+    store: ObjectStore, plan: RunPlan, manifest: RunManifest, status: str
+) -> PublishResult:
+    key = manifest_key(manifest.model.name, manifest.run_key)
+    ours = manifest.attempt_id == plan.attempt_id
+    return PublishResult(manifest, status, newly_published=ours, manifest_uri=store.url(key))
 
 
 def _lost_race(

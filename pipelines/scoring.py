@@ -24,6 +24,18 @@ from pipelines.storage import writing
 HISTOGRAM_BINS = 20
 
 
+NAN_REASON = "missing value the model cannot take"
+
+
+class MissingValuesRefused(SchemaMismatchError):
+    """The model refused NaN (no imputer): the caller quarantines those rows, scores the rest."""
+
+
+def missing_rows(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
+    """Rows with a missing value in any feature (what a model without an imputer refuses)."""
+    return frame.loc[:, list(contract.features)].isna().any(axis=1).to_numpy()
+
+
 @dataclass(frozen=True)
 class ScoreTarget:
     """What the published `score` means, fixed at plan time and recorded in the manifest.
@@ -107,6 +119,10 @@ def score_chunk(
         try:
             proba = model.estimator.predict_proba(x)
         except ValueError as exc:
+            if "NaN" in str(exc):
+                raise MissingValuesRefused(
+                    f"model {model.name} cannot take missing values: {exc}"
+                ) from None
             raise SchemaMismatchError(
                 f"model {model.name} rejected the input: {exc}",
                 fix="if it cannot handle missing values, add expect_column_values_to_not_be_null "

@@ -159,12 +159,12 @@ def test_row13_stray_quotes_inside_fields_are_accounted_for(
     (tmp_path / "quotes.csv").write_text("\n".join(lines) + "\n")
     code = score_cli(tmp_path, tmp_path / "quotes.csv", model, sha)
     out = capsys.readouterr()
-    if code == 0:  # kept as text or quarantined: either way every record is accounted for
-        manifest = json.loads(next((tmp_path / "out").rglob("manifest.json")).read_text())
-        c = manifest["counts"]
-        assert c["rows_in"] == 300 == c["rows_scored"] + c["rows_quarantined"]
-    else:
-        assert code == 2 and "line" in out.err, out.err
+    # Both are one record each with the header's field count: read as text (a quote inside an
+    # unquoted field is literal; text after a closing quote is appended), nothing swallowed.
+    assert code == 0, out.err
+    assert "300 rows in, 300 scored, 0 quarantined" in out.out
+    got = published(tmp_path)
+    assert got["id"].tolist() == [str(i) for i in range(1, 301)]  # CSV IDs: text as written
 
 
 def test_row16_thousands_separators_quarantine_and_a_float_key_fails(
@@ -204,3 +204,68 @@ def test_row17_extreme_values_never_reach_a_model_without_a_range_check(
     assert got.loc[3, "score"] == model.predict_proba(row)[0, 1]
     frame = pd.read_parquet(tmp_path / "x.parquet")
     assert len(got) + 1 == len(frame)
+
+
+def test_row42_a_key_repeated_inside_a_section_is_refused(tmp_path: Path) -> None:
+    from pipelines.config import load_config
+    from pipelines.errors import ConfigError
+
+    path = tmp_path / "params.yaml"
+    path.write_text("score:\n  chunk_size: 100\n  workers: 2\n  chunk_size: 200\n")
+    with pytest.raises(ConfigError, match="'chunk_size' appears twice.*lines 2 and 4"):
+        load_config(path)
+
+
+def test_row40_sigterm_during_the_manifest_write_waits_for_the_commit(
+    make_cfg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real SIGTERM delivered while the manifest is written: the run is published and the
+    stop is not turned into a failure of a published run."""
+    from pipelines import termination
+    from pipelines.run import run_pipeline
+    from pipelines.storage import LocalStore
+
+    cfg = make_cfg(validation__enabled=False)
+    real_put = LocalStore.put_bytes
+
+    def put_and_get_stopped(self: LocalStore, key: str, data: bytes, **kw: Any) -> bool:
+        if key.endswith("manifest.json"):
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-commit
+        return real_put(self, key, data, **kw)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    termination.install()
+    try:
+        monkeypatch.setattr(LocalStore, "put_bytes", put_and_get_stopped)
+        manifest = run_pipeline(cfg)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    bucket = Path(cfg.output.uri.removeprefix("file://"))
+    assert (bucket / manifest.model.name / cfg.run_key / "manifest.json").is_file()
+    assert manifest.counts.rows_scored + manifest.counts.rows_quarantined == 5_003
+
+
+@pytest.mark.parametrize("gate", [True, False])
+def test_row17_nan_rows_a_model_cannot_take_are_quarantined_not_fatal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], gate: bool
+) -> None:
+    """A scaler + LogisticRegression has no imputer: its NaN rows are quarantined with a
+    reason, every other row is scored exactly as predict_proba scores it."""
+    model, path, sha = their_model(tmp_path)
+    data = their_data(1_000)
+    data.loc[[10, 500, 900], "basket"] = np.nan
+    data.to_parquet(tmp_path / "nan.parquet", row_group_size=300)
+    extra = () if gate else ("--no-validation",)
+    code = score_cli(tmp_path, tmp_path / "nan.parquet", path, sha, "--chunk-size", "128", *extra)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "1,000 rows in, 997 scored, 3 quarantined" in out.out
+    q = published(tmp_path, "quarantine")
+    assert sorted(q["ref"]) == [11, 501, 901]
+    assert set(q["_reason"]) == {"missing value the model cannot take"}
+    got = published(tmp_path)
+    clean = data.drop(index=[10, 500, 900])
+    assert got["id"].tolist() == clean["ref"].tolist()
+    assert np.array_equal(
+        got["score"].to_numpy(), model.predict_proba(clean.drop(columns="ref"))[:, 1]
+    )

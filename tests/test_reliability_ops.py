@@ -54,6 +54,10 @@ from pipelines.errors import DataPullError, ModelIntegrityError  # noqa: E402
 from tests.auth_moto import AuthMoto, auth_moto  # noqa: E402
 from tests.test_datapull import V1, V2, DvcRepo, _isolated_env, _sh, md5_of  # noqa: E402
 
+# Airflow's dag bundle puts dags/ on sys.path; the DAG file imports `batchscore_support` by name.
+if str(DAGS) not in sys.path:
+    sys.path.append(str(DAGS))
+
 # skops scans every loaded module for ufuncs; with Airflow loaded that trips its deprecation shims.
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:skops.io._utils")
 
@@ -415,15 +419,11 @@ SECRET = "garbled-conn-secret-77c1e0"
 
 
 @pytest.fixture(scope="module")
-def dag_module():
-    import importlib.util
+def support():
+    """The DAG's helper module, imported by name as the DAG file does (dags/ on sys.path)."""
+    import batchscore_support
 
-    spec = importlib.util.spec_from_file_location(
-        "batchscore_dag_reliability", DAGS / "batchscore_dag.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return batchscore_support
 
 
 @pytest.fixture
@@ -446,7 +446,7 @@ def clean_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     ids=["truncated-json", "bad-uri", "no-scheme", "garbage"],
 )
 def test_row29_garbled_connection_fails_fast_and_never_echoes_the_secret(
-    dag_module,
+    support,
     value: str,
     clean_aws_env: None,
     monkeypatch: pytest.MonkeyPatch,
@@ -457,8 +457,8 @@ def test_row29_garbled_connection_fails_fast_and_never_echoes_the_secret(
 
     monkeypatch.setenv("AIRFLOW_CONN_BATCHSCORE_S3", value)
     caplog.set_level(logging.DEBUG)
-    with pytest.raises(AirflowFailException) as info, dag_module._fail_fast():
-        dag_module._export_s3_connection()
+    with pytest.raises(AirflowFailException) as info, support.fail_fast():
+        support.export_s3_connection()
     message = str(info.value)
     assert "ConfigError" in message and "AIRFLOW_CONN_BATCHSCORE_S3" in message
     assert "aws://" in message  # says what a readable one looks like
@@ -470,23 +470,23 @@ def test_row29_garbled_connection_fails_fast_and_never_echoes_the_secret(
 
 
 def test_row29_readable_connection_is_still_exported(
-    dag_module, clean_aws_env: None, monkeypatch: pytest.MonkeyPatch
+    support, clean_aws_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the documented URI form (README), and a key-less `aws://` one meaning "use the role"
     uri = f"aws://AKIAGOOD:{SECRET}@/?endpoint_url=http%3A%2F%2Fminio%3A9000&region_name=eu-west-1"
     monkeypatch.setenv("AIRFLOW_CONN_BATCHSCORE_S3", uri)
-    dag_module._export_s3_connection()
+    support.export_s3_connection()
     assert os.environ["AWS_ACCESS_KEY_ID"] == "AKIAGOOD"
     assert os.environ["AWS_SECRET_ACCESS_KEY"] == SECRET
     assert os.environ["BATCHSCORE__S3__ENDPOINT_URL"] == "http://minio:9000"
     conn = {"conn_type": "aws", "login": "AKIAJSON", "password": SECRET, "extra": {}}
     monkeypatch.setenv("AIRFLOW_CONN_BATCHSCORE_S3", json.dumps(conn))
-    dag_module._export_s3_connection()
+    support.export_s3_connection()
     assert os.environ["AWS_ACCESS_KEY_ID"] == "AKIAJSON"
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     monkeypatch.setenv("AIRFLOW_CONN_BATCHSCORE_S3", "aws://")
-    dag_module._export_s3_connection()
+    support.export_s3_connection()
     assert "AWS_ACCESS_KEY_ID" not in os.environ
 
 
