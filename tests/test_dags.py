@@ -4,13 +4,10 @@
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -22,27 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "dags"
 DAG_ID = "batchscore"
 
-# Airflow reads its configuration when first imported: give this test process a throwaway home
-# (SQLite metadata DB, our dags/ folder) before anything imports it.
-if "airflow" not in sys.modules:
-    _home = Path(tempfile.mkdtemp(prefix="batchscore-airflow-home-"))
-    atexit.register(shutil.rmtree, _home, ignore_errors=True)
-    os.environ.update(
-        {
-            "AIRFLOW_HOME": str(_home),
-            "AIRFLOW_CONFIG": str(_home / "airflow.cfg"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_home / 'airflow.db'}",
-        }
-    )
+from tests.airflow_home import use_throwaway_home  # noqa: E402
+
+use_throwaway_home()  # before anything imports Airflow
 
 from tests.airflow_harness import build_project  # noqa: E402
-
-# Airflow's dag bundle puts dags/ on sys.path for the dag-processor and every task process, so the
-# DAG file imports `batchscore_support` by name; this process loads the DAG the same way.
-if str(DAGS) not in sys.path:
-    sys.path.append(str(DAGS))
 
 # skops looks up ufuncs by scanning every loaded module; with Airflow loaded in this process that
 # trips Airflow's deprecated-import shims (FutureWarning) by the thousand. Task processes are quiet.

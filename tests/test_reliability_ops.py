@@ -8,18 +8,15 @@ file loaded by DagBag, and a moto server that checks credentials. Test names car
 
 from __future__ import annotations
 
-import atexit
 import fcntl
 import hashlib
 import json
 import logging
 import os
-import shutil
 import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import warnings
@@ -33,19 +30,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "dags"
 
-# Airflow reads its configuration when first imported: a throwaway home, as in test_dags.py.
-if "airflow" not in sys.modules:
-    _home = Path(tempfile.mkdtemp(prefix="batchscore-airflow-home-"))
-    atexit.register(shutil.rmtree, _home, ignore_errors=True)
-    os.environ.update(
-        {
-            "AIRFLOW_HOME": str(_home),
-            "AIRFLOW_CONFIG": str(_home / "airflow.cfg"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_home / 'airflow.db'}",
-        }
-    )
+from tests.airflow_home import use_throwaway_home  # noqa: E402
+
+use_throwaway_home()  # before anything imports Airflow
 
 import pipelines.datapull  # noqa: E402
 from pipelines.config import Settings  # noqa: E402
@@ -53,10 +40,6 @@ from pipelines.datapull import PulledInput, pull_input  # noqa: E402
 from pipelines.errors import DataPullError, ModelIntegrityError  # noqa: E402
 from tests.auth_moto import AuthMoto, auth_moto  # noqa: E402
 from tests.test_datapull import V1, V2, DvcRepo, _isolated_env, _sh, md5_of  # noqa: E402
-
-# Airflow's dag bundle puts dags/ on sys.path; the DAG file imports `batchscore_support` by name.
-if str(DAGS) not in sys.path:
-    sys.path.append(str(DAGS))
 
 # skops scans every loaded module for ufuncs; with Airflow loaded that trips its deprecation shims.
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:skops.io._utils")
