@@ -235,11 +235,12 @@ store = S3Store.from_config(cfg)
 lock, done = threading.Lock(), [0]
 
 def after_part(**_):
-    with lock:
+    with lock:  # parts finish on several threads: count and report under one lock, once
         done[0] += 1
         n = done[0]
+        if n == int(hang_after):
+            print("PARTS", n, flush=True)
     if n >= int(hang_after):
-        print("PARTS", n, flush=True)
         time.sleep(600)  # stay mid-upload until the test kills us
 
 if int(hang_after):
@@ -377,8 +378,8 @@ def test_row7_sigkill_mid_multipart_orphan_is_aborted(
     try:
         assert writer.stdout is not None
         lines = [writer.stdout.readline(), writer.stdout.readline()]
-        assert lines[0] == "STARTED\n" and lines[1].startswith("PARTS "), writer.communicate()
-        writer.send_signal(signal.SIGKILL)
+        writer.send_signal(signal.SIGKILL)  # first: a failed assert must not wait on it
+        assert lines[0] == "STARTED\n" and lines[1].startswith("PARTS "), lines
         out, err = writer.communicate(timeout=30)
     finally:
         writer.kill()
