@@ -20,7 +20,7 @@ from pathlib import Path
 
 import boto3
 
-from tests.s3_fixtures import REGION, _free_port, _moto_server_bin
+from tests.s3_fixtures import REGION, _free_port, _moto_server_bin, stop_process
 
 ALLOW_ALL = {
     "Version": "2012-10-17",
@@ -90,9 +90,4 @@ def auth_moto(log_dir: Path) -> Iterator[AuthMoto]:
         _post(endpoint, "/moto-api/reset-auth", b"0")  # from now on every request is checked
         yield AuthMoto(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

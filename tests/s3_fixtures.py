@@ -58,6 +58,16 @@ def _moto_server_bin() -> str:
     return found
 
 
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Stop a server process we started: SIGTERM, then SIGKILL if it lingers."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _reset(endpoint: str) -> None:
     req = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST", data=b"")
     with urllib.request.urlopen(req, timeout=10) as resp:
@@ -117,12 +127,7 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _reset(endpoint)
         yield endpoint
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @pytest.fixture

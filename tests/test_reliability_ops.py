@@ -39,7 +39,16 @@ from pipelines.config import Settings  # noqa: E402
 from pipelines.datapull import PulledInput, pull_input  # noqa: E402
 from pipelines.errors import DataPullError, ModelIntegrityError  # noqa: E402
 from tests.auth_moto import AuthMoto, auth_moto  # noqa: E402
-from tests.test_datapull import V1, V2, DvcRepo, _isolated_env, _sh, md5_of  # noqa: E402
+from tests.test_datapull import (  # noqa: E402
+    V1,
+    V2,
+    DvcRepo,
+    _isolated_env,
+    _sh,
+    dvc_repo,  # noqa: F401  (fixture)
+    md5_of,
+    pushed,  # noqa: F401  (fixture)
+)
 
 # skops scans every loaded module for ufuncs; with Airflow loaded that trips its deprecation shims.
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:skops.io._utils")
@@ -158,21 +167,7 @@ def test_row25_version_skew_fails_the_run_before_scoring(
 # -- DVC repos ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def dvc_repo(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
-    home = tmp_path_factory.mktemp("dvc-home")
-    return DvcRepo(home / "repo", _isolated_env(home), moto_server)
-
-
-@pytest.fixture
-def pushed(
-    dvc_repo: DvcRepo, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[DvcRepo]:
-    """The repo with all its data pushed to a freshly reset moto, its env in os.environ."""
-    for name, value in dvc_repo.env.items():
-        monkeypatch.setenv(name, value)
-    dvc_repo.push()
-    yield dvc_repo
+# The DVC repo fixtures are test_datapull's own (imported above), so both files build repos alike.
 
 
 def _dvc_wrapper(tmp_path: Path, after_pull: str) -> tuple[Path, Path]:
