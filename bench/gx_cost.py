@@ -29,8 +29,8 @@ def cpu(fn: Callable[[], object], repeat: int = 3) -> float:
 def main(argv: list[str] | None = None) -> int:
     import pyarrow as pa
 
-    from pipelines.datasource import inspect_input, plan_shards, read_batches
-    from pipelines.quality import StreamingGate, _run_gx, load_suite, parse_suite
+    from pipelines.data.source import inspect_input, plan_shards, read_batches
+    from pipelines.quality.gate import StreamingGate, _run_gx, load_suite, parse_suite
 
     parser = argparse.ArgumentParser(prog="python -m bench.gx_cost", description=__doc__)
     parser.add_argument("--rows", default="524288", help="rows in the batch")

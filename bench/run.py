@@ -55,7 +55,7 @@ def size_label(rows: int) -> str:
 
 def ensure_dataset(data_dir: Path, rows: int) -> Path:
     """The score set of `rows` rows (seeded, so identical on every machine), made once."""
-    from pipelines.datagen import write_dataset
+    from pipelines.data.demo import write_dataset
 
     path = data_dir / f"score-{size_label(rows)}-rg{ROW_GROUP_ROWS}.parquet"
     if not path.is_file():
@@ -69,8 +69,8 @@ def ensure_model(data_dir: Path, kind: str) -> Path:
     import sklearn
 
     from pipelines.config import load_config
-    from pipelines.datagen import write_dataset
-    from pipelines.train import train_model
+    from pipelines.data.demo import write_dataset
+    from pipelines.model.train import train_model
 
     model = data_dir / "models" / kind / "model.skops"
     card = model.with_name("model.card.json")

@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +39,7 @@ class Clock:
 
 
 def _load_model(model: Path) -> Any:
-    from pipelines.models import load_model
+    from pipelines.model.artifact import load_model
 
     return load_model(model, pinned_sha256=None, card_path=model.with_name("model.card.json"))
 
@@ -78,12 +76,11 @@ def run_batchscore(args: argparse.Namespace) -> dict[str, Any]:
     Only timers are added: plan_run, finalize_run and the run-level quality verdict are wrapped
     to time them; nothing the pipeline does is changed.
     """
-    reports = _ensure_reports_module()
     import great_expectations  # noqa: F401  (imported before the timer, like the other variants)
     import skops.io  # noqa: F401
 
-    import pipelines.quality  # noqa: F401
-    import pipelines.run as run
+    import pipelines.quality.gate  # noqa: F401
+    import pipelines.run.pipeline as run
     from pipelines.cli import main
 
     phases: dict[str, float] = {}
@@ -144,22 +141,8 @@ def run_batchscore(args: argparse.Namespace) -> dict[str, Any]:
         "stages": {k: v for k, v in timings.items() if k != "wall"},
         "phases": phases,
         "manifest_wall_s": timings.get("wall"),
-        "reports_module": reports,
         "gx": _gx_seconds(manifest.get("quality", {})),
     }
-
-
-def _ensure_reports_module() -> str:
-    """pipelines.reports (HTML quality report) is being written; stand in for it until it lands."""
-    try:
-        import pipelines.reports  # noqa: F401
-
-        return "real"
-    except ImportError:
-        shim = types.ModuleType("pipelines.reports")
-        shim.render_html = lambda report: "<html>stand-in report</html>"  # type: ignore[attr-defined]
-        sys.modules["pipelines.reports"] = shim
-        return "stand-in"
 
 
 def _gx_seconds(quality: dict[str, Any]) -> dict[str, float]:
@@ -193,13 +176,13 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
     try:
         import great_expectations as gx
 
-        from pipelines.quality import load_suite
+        from pipelines.quality.gate import load_suite
     except ImportError:  # the quality module is not there yet: measure the rest
         gx = None
     loaded = _load_model(args.model)
     est, features = loaded.estimator, [f.name for f in loaded.features]
     stages: dict[str, float] = {}
-    gx_result: dict[str, Any] = {"status": "pending: pipelines.quality not available"}
+    gx_result: dict[str, Any] = {"status": "pending: pipelines.quality.gate not available"}
 
     clock = Clock()
     frame = pd.read_parquet(args.data)

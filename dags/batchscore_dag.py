@@ -94,7 +94,7 @@ def batchscore():
     @task(max_active_tis_per_dag=1, execution_timeout=dt.timedelta(minutes=30))
     def pull(overrides: dict[str, Any]) -> dict[str, Any]:
         """Fetch the input at its pinned revision and prove it is the recorded version."""
-        from pipelines.datapull import pull_input
+        from pipelines.data.pull import pull_input
 
         with fail_fast():
             pulled = pull_input(load_settings(overrides))
@@ -104,7 +104,7 @@ def batchscore():
     @task(execution_timeout=dt.timedelta(minutes=30), show_return_value_in_logs=False)
     def validate_input(overrides: dict[str, Any], pulled: dict[str, Any]) -> dict[str, Any]:
         """Check the model pin and the table-level expectations, then split the input in shards."""
-        from pipelines.run import plan_run
+        from pipelines.run.pipeline import plan_run
 
         with fail_fast():
             cfg = load_settings(overrides)
@@ -126,7 +126,7 @@ def batchscore():
     @task(retries=3, show_return_value_in_logs=False)  # per-expectation gate state: long
     def score(overrides: dict[str, Any], plan: dict[str, Any], shard: int) -> dict[str, Any]:
         """Score one shard in bounded-memory chunks into the run's staging area."""
-        from pipelines.run import RunPlan, score_shard
+        from pipelines.run.pipeline import RunPlan, score_shard
 
         with fail_fast():
             cfg = load_settings(overrides)
@@ -139,7 +139,7 @@ def batchscore():
         overrides: dict[str, Any], plan: dict[str, Any], results: list[dict[str, Any]] | None
     ) -> dict[str, Any]:
         """Run-level quality gates and reports, then one conditional commit of the manifest."""
-        from pipelines.run import RunPlan, ShardResult, publish_run
+        from pipelines.run.pipeline import RunPlan, ShardResult, publish_run
 
         # One slice read: iterating a mapped XCom probes past its end and logs an error.
         shards = [ShardResult.model_validate(r) for r in (results or [])[:]]

@@ -221,7 +221,7 @@ def load_settings(overrides: Mapping[str, Any]) -> Settings:
 
 def ensure_pulled(cfg: Settings) -> None:
     """Make sure this worker has the pinned input: a cached no-op where it was pulled already."""
-    from pipelines.datapull import pull_input
+    from pipelines.data.pull import pull_input
 
     if cfg.data.rev:
         pull_input(cfg)

@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "matplotlib",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from pipelines.termination import Terminated, install
+    from pipelines.run.termination import Terminated, install
 
     install()
     try:
@@ -183,7 +183,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_generate(cfg: Settings, args: argparse.Namespace) -> int:
-    from pipelines.datagen import write_dataset
+    from pipelines.data.demo import write_dataset
 
     g = cfg.generate
     if args.out:
@@ -201,7 +201,7 @@ def cmd_generate(cfg: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_train(cfg: Settings, args: argparse.Namespace) -> int:
-    from pipelines.train import train_model
+    from pipelines.model.train import train_model
 
     card = train_model(cfg)
     print(json.dumps({"model": card["name"], "sha256": card["sha256"], **card["metrics"]}))
@@ -209,7 +209,7 @@ def cmd_train(cfg: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_score(cfg: Settings, args: argparse.Namespace) -> int:
-    from pipelines.run import run_pipeline
+    from pipelines.run.pipeline import run_pipeline
 
     if args.summary:
         _check_writable(args.summary)  # before the run: afterwards it must not fail
@@ -251,8 +251,8 @@ def _check_writable(path: Path) -> None:
 
 
 def cmd_runs(cfg: Settings, args: argparse.Namespace) -> int:
-    from pipelines.publish import list_runs
-    from pipelines.storage import open_store
+    from pipelines.publish.commit import list_runs
+    from pipelines.storage.base import open_store
 
     if args.output:
         cfg = load_config(args.params, {**_overrides(args), "output.uri": args.output})
@@ -299,7 +299,7 @@ def cmd_runs(cfg: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_pull(cfg: Settings, args: argparse.Namespace) -> int:
-    from pipelines.datapull import pull_input
+    from pipelines.data.pull import pull_input
 
     pulled = pull_input(cfg)
     print(json.dumps(pulled.as_dict(), indent=2))

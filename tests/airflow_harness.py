@@ -408,8 +408,8 @@ def build_project(
     import yaml
 
     from pipelines.config import load_config
-    from pipelines.datagen import write_dataset
-    from pipelines.train import train_model
+    from pipelines.data.demo import write_dataset
+    from pipelines.model.train import train_model
 
     repo = Path(__file__).resolve().parents[1]
     root.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from pipelines.config import Settings, load_config
-from pipelines.datagen import write_dataset
+from pipelines.data.demo import write_dataset
 
 pytest_plugins = ["tests.s3_fixtures"]
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small HGB demo model (trained once per session) with its card."""
-    from pipelines.train import train_model
+    from pipelines.model.train import train_model
 
     d = tmp_path_factory.mktemp("model")
     write_dataset(d / "train.parquet", 4_000, seed=3, row_group_rows=1_000)

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 DAG_ID = "batchscore"
 RUN_KEY = "e2e-manual"
 # What every scoring task imports (pandas, scikit-learn, skops, GX: ~10 s on a small VM).
-PRELOAD = "airflow,pipelines.run,pipelines.quality,skops.io,great_expectations"
+PRELOAD = "airflow,pipelines.run.pipeline,pipelines.quality.gate,skops.io,great_expectations"
 # A connection the tasks export for boto3/DVC (unused by the file:// output): its secret must
 # never reach a task log.
 SECRET = "e2e-conn-secret-5f3a9c"

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import skops.io as sio
 
-from pipelines.artifact_bytes import canonicalize_skops
-from pipelines.datagen import ID_COLUMN, LABEL_COLUMN, TIME_COLUMN, make_frame
-from pipelines.models import build_pipeline, feature_kinds, load_model, save_model
-from pipelines.storage import sha256_file
+from pipelines.data.demo import ID_COLUMN, LABEL_COLUMN, TIME_COLUMN, make_frame
+from pipelines.model.artifact import build_pipeline, feature_kinds, load_model, save_model
+from pipelines.model.canonical import canonicalize_skops
+from pipelines.storage.base import sha256_file
 
 
 def fit(kind: str):  # type: ignore[no-untyped-def]

@@ -375,10 +375,10 @@ def test_dag_test_publish_timeout_commits_nothing_and_the_retry_commits_once(
 ) -> None:
     import datetime as dt
 
-    import pipelines.run
+    import pipelines.run.pipeline
 
     calls = []
-    real_publish = pipelines.run.publish_run
+    real_publish = pipelines.run.pipeline.publish_run
 
     def slow_first_time(*args: Any, **kwargs: Any) -> Any:
         calls.append(time.monotonic())
@@ -386,7 +386,7 @@ def test_dag_test_publish_timeout_commits_nothing_and_the_retry_commits_once(
             time.sleep(30)  # a hung commit: execution_timeout must stop it
         return real_publish(*args, **kwargs)
 
-    monkeypatch.setattr(pipelines.run, "publish_run", slow_first_time)
+    monkeypatch.setattr(pipelines.run.pipeline, "publish_run", slow_first_time)
     monkeypatch.setenv("BATCHSCORE_PARAMS", str(project))
     out = project.parent / "out"
     timeout = {"execution_timeout": dt.timedelta(seconds=2), "retry_delay": dt.timedelta(0)}
@@ -411,11 +411,11 @@ def test_dag_test_publish_retry_after_its_commit_reports_identical_and_still_ann
     "committed"), the published parts are intact, and the run's new output is announced."""
     import datetime as dt
 
-    import pipelines.run
+    import pipelines.run.pipeline
     from pipelines.errors import StorageError
 
     commits: list[str] = []
-    real_commit = pipelines.run.commit_run
+    real_commit = pipelines.run.pipeline.commit_run
 
     def commit_then_fail(*args: Any, **kwargs: Any) -> Any:
         outcome = real_commit(*args, **kwargs)
@@ -424,7 +424,7 @@ def test_dag_test_publish_retry_after_its_commit_reports_identical_and_still_ann
             raise StorageError("connection reset after the manifest was written")  # retryable
         return outcome
 
-    monkeypatch.setattr(pipelines.run, "commit_run", commit_then_fail)
+    monkeypatch.setattr(pipelines.run.pipeline, "commit_run", commit_then_fail)
     monkeypatch.setenv("BATCHSCORE_PARAMS", str(project))
     retry = {"retries": 1, "retry_delay": dt.timedelta(0)}
     dr, states = _run(dag, {"run_key": "commit-then-fail"}, publish=retry)

@@ -23,9 +23,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.datagen import write_dataset
+from pipelines.data.demo import write_dataset
 from pipelines.errors import SchemaMismatchError
-from pipelines.run import plan_run
+from pipelines.run.pipeline import plan_run
 from tests.test_trust import published, score_cli, their_data, their_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -221,9 +221,9 @@ def test_row40_sigterm_during_the_manifest_write_waits_for_the_commit(
 ) -> None:
     """A real SIGTERM delivered while the manifest is written: the run is published and the
     stop is not turned into a failure of a published run."""
-    from pipelines import termination
-    from pipelines.run import run_pipeline
-    from pipelines.storage import LocalStore
+    from pipelines.run import termination
+    from pipelines.run.pipeline import run_pipeline
+    from pipelines.storage.base import LocalStore
 
     cfg = make_cfg(validation__enabled=False)
     real_put = LocalStore.put_bytes

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.datagen import write_dataset
+from pipelines.data.demo import write_dataset
 
 
 def peak_rss_mb(cmd: list[str]) -> float:

@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from pipelines.errors import ModelIntegrityError
-from pipelines.models import load_model
+from pipelines.model.artifact import load_model
 
 RNG = np.random.default_rng(0)
 X = pd.DataFrame(RNG.normal(size=(400, 3)), columns=["a", "b", "c"])  # names: see models.py

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.errors import PublishConflictError
-from pipelines.publish import list_runs, read_manifest
-from pipelines.run import finalize_run, plan_run, run_pipeline, score_shard
-from pipelines.storage import open_store
+from pipelines.publish.commit import list_runs, read_manifest
+from pipelines.run.pipeline import finalize_run, plan_run, run_pipeline, score_shard
+from pipelines.storage.base import open_store
 
 NO_GX = {"validation.enabled": False}
 

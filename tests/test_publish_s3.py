@@ -21,10 +21,10 @@ import yaml
 
 from pipelines.config import Settings, load_config
 from pipelines.errors import PublishConflictError, StorageError
-from pipelines.manifest import RunManifest
-from pipelines.publish import list_runs, manifest_key, read_manifest
-from pipelines.run import finalize_run, run_pipeline
-from pipelines.storage import ObjectStore, open_store
+from pipelines.publish.commit import list_runs, manifest_key, read_manifest
+from pipelines.publish.manifest import RunManifest
+from pipelines.run.pipeline import finalize_run, run_pipeline
+from pipelines.storage.base import ObjectStore, open_store
 from tests.s3_fixtures import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, TEST_BUCKET, FaultInjector
 from tests.test_publish_local import staged_attempts
 
@@ -81,7 +81,7 @@ def test_s3_output_equals_local_output(
     validation: bool,
 ) -> None:
     if validation:
-        pytest.importorskip("pipelines.quality")
+        pytest.importorskip("pipelines.quality.gate")
     gx = {"validation.enabled": validation}
     local_cfg = make_cfg(**gx)
     local = run_pipeline(local_cfg)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.publish import read_manifest
-from pipelines.run import finalize_run, plan_run, publish_run
-from pipelines.storage import open_store
+from pipelines.publish.commit import read_manifest
+from pipelines.run.pipeline import finalize_run, plan_run, publish_run
+from pipelines.storage.base import open_store
 from tests.test_publish_local import NO_GX, inputs, staged_attempts
 
 

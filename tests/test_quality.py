@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.datagen import make_frame
+from pipelines.data.demo import make_frame
 from pipelines.errors import ConfigError, QualityGateError
-from pipelines.quality import (
+from pipelines.quality.gate import (
     GateConsistencyError,
     GateState,
     QualityVerdict,
@@ -246,7 +246,7 @@ def test_rows_quarantined_by_the_caller_count_and_leave_the_statistics(suite):
 
 
 def test_a_mask_that_disagrees_with_gx_stops_the_gate(suite, monkeypatch):
-    import pipelines.quality as quality
+    import pipelines.quality.gate as quality
 
     real = quality._row_mask
 
@@ -313,7 +313,7 @@ def test_text_ids_are_checked_by_hash(suite):
 
 
 def test_empty_input_fails_although_every_map_expectation_passes(suite):
-    from pipelines.quality import _run_gx
+    from pipelines.quality.gate import _run_gx
 
     empty = frame(10).iloc[:0]
     gx_results = _run_gx(suite, empty)  # what GX alone says on zero rows

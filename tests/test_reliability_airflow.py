@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 DAG_ID = "batchscore"
 BUCKET = "batchscore-reliability"
 CONN_ID = "batchscore_s3"
-PRELOAD = "airflow,pipelines.run,pipelines.quality,skops.io,great_expectations"
+PRELOAD = "airflow,pipelines.run.pipeline,pipelines.quality.gate,skops.io,great_expectations"
 HEARTBEAT_TIMEOUT_S = 15  # a healthy supervisor heartbeats every second: wide margin on 2 cores
 
 # A deployment's cluster policy, here only to shorten the DAG's 30 s retry delay for the test.

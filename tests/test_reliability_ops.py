@@ -34,9 +34,9 @@ from tests.airflow_home import use_throwaway_home  # noqa: E402
 
 use_throwaway_home()  # before anything imports Airflow
 
-import pipelines.datapull  # noqa: E402
+import pipelines.data.pull  # noqa: E402
 from pipelines.config import Settings  # noqa: E402
-from pipelines.datapull import PulledInput, pull_input  # noqa: E402
+from pipelines.data.pull import PulledInput, pull_input  # noqa: E402
 from pipelines.errors import DataPullError, ModelIntegrityError  # noqa: E402
 from tests.auth_moto import AuthMoto, auth_moto  # noqa: E402
 from tests.test_datapull import (  # noqa: E402
@@ -119,7 +119,7 @@ def test_row25_artifact_from_another_sklearn_version_is_refused_at_load(
 ) -> None:
     import sklearn
 
-    from pipelines.models import load_model
+    from pipelines.model.artifact import load_model
 
     model, card = skewed_model
     # The real thing first: the installed scikit-learn does warn about this file, ...
@@ -211,7 +211,7 @@ def test_row27_pull_exit_0_with_missing_cache_files_fails_the_pull(
     # "Missing cache files": the case the exit code cannot catch.
     wrapper, real_rc = _dvc_wrapper(tmp_path, after_pull="")
     wrapper.write_text(wrapper.read_text().replace('pull "$@"', 'pull --allow-missing "$@"'))
-    monkeypatch.setattr(pipelines.datapull, "_dvc_command", lambda: [str(wrapper)])
+    monkeypatch.setattr(pipelines.data.pull, "_dvc_command", lambda: [str(wrapper)])
 
     with pytest.raises(DataPullError) as info:
         pull_input(pushed.settings(rev="v1"), tmp_path / "pulls")
@@ -238,7 +238,7 @@ def test_row27_pull_exit_0_with_missing_file_in_a_tracked_directory(
     s3_client.delete_object(Bucket=DVC_BUCKET, Key=pushed.remote_key(md5_of(V2)))
     wrapper, real_rc = _dvc_wrapper(tmp_path, after_pull="")
     wrapper.write_text(wrapper.read_text().replace('pull "$@"', 'pull --allow-missing "$@"'))
-    monkeypatch.setattr(pipelines.datapull, "_dvc_command", lambda: [str(wrapper)])
+    monkeypatch.setattr(pipelines.data.pull, "_dvc_command", lambda: [str(wrapper)])
 
     with pytest.raises(DataPullError, match="finished but tables/part-1.csv is missing") as info:
         pull_input(pushed.settings(path="tables/part-1.csv", rev="v1"), tmp_path / "pulls")
@@ -255,7 +255,7 @@ def test_row27_pull_exit_0_with_wrong_bytes_fails_the_hash_check(
 ) -> None:
     # dvc pulls the right object, then something leaves other bytes in place; exit code 0
     wrapper, real_rc = _dvc_wrapper(tmp_path, after_pull='echo "99,99" >> data/score.csv')
-    monkeypatch.setattr(pipelines.datapull, "_dvc_command", lambda: [str(wrapper)])
+    monkeypatch.setattr(pipelines.data.pull, "_dvc_command", lambda: [str(wrapper)])
 
     with pytest.raises(DataPullError) as info:
         pull_input(pushed.settings(rev="v1"), tmp_path / "pulls")
@@ -339,7 +339,7 @@ PULL_SCRIPT = textwrap.dedent(
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     from pipelines.config import Settings
-    from pipelines.datapull import pull_input
+    from pipelines.data.pull import pull_input
 
     root, workdir, go = sys.argv[1:4]
     cfg = Settings.model_validate({"data": {"path": "data/score.csv", "rev": "v1"}, "root": root})

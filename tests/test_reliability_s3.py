@@ -29,11 +29,11 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from pipelines.config import Settings, load_config
 from pipelines.errors import ConfigError, StorageError
-from pipelines.manifest import RunManifest
-from pipelines.publish import BARRIER_ENV, list_runs, manifest_key, read_manifest
-from pipelines.run import plan_run, run_pipeline
-from pipelines.storage import ObjectStore, open_store, sha256_file
-from pipelines.storage_s3 import MiB, S3Store
+from pipelines.publish.commit import BARRIER_ENV, list_runs, manifest_key, read_manifest
+from pipelines.publish.manifest import RunManifest
+from pipelines.run.pipeline import plan_run, run_pipeline
+from pipelines.storage.base import ObjectStore, open_store, sha256_file
+from pipelines.storage.s3 import MiB, S3Store
 from tests.s3_fixtures import TEST_BUCKET, FaultInjector
 from tests.test_publish_local import inputs
 
@@ -223,7 +223,7 @@ WRITER = """
 import sys, threading, time
 from pathlib import Path
 from pipelines.config import Settings
-from pipelines.storage_s3 import S3Store
+from pipelines.storage.s3 import S3Store
 
 endpoint, bucket, path, key, threshold, hang_after = sys.argv[1:7]
 cfg = Settings.model_validate({

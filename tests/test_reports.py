@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.datagen import make_frame
-from pipelines.quality import StreamingGate, load_suite, merge_verdict
-from pipelines.reports import build_report, render_html, render_json
+from pipelines.data.demo import make_frame
+from pipelines.quality.gate import StreamingGate, load_suite, merge_verdict
+from pipelines.reports.build import build_report, render_html, render_json
 
 ROOT = Path(__file__).resolve().parent.parent
 

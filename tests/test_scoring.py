@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 import skops.io as sio
 
-from pipelines.datagen import make_frame
-from pipelines.publish import read_manifest
-from pipelines.run import run_pipeline
-from pipelines.storage import open_store
+from pipelines.data.demo import make_frame
+from pipelines.publish.commit import read_manifest
+from pipelines.run.pipeline import run_pipeline
+from pipelines.storage.base import open_store
 
 
 def published_scores(cfg, manifest) -> pd.DataFrame:  # type: ignore[no-untyped-def]
@@ -158,7 +158,7 @@ def test_pinned_workers_each_get_their_own_cpu() -> None:
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from pipelines.run import _init_worker
+    from pipelines.run.pipeline import _init_worker
 
     cpus = sorted(os.sched_getaffinity(0))
     ctx = mp.get_context("fork")

@@ -27,7 +27,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from pipelines.cli import main
 from pipelines.config import load_config
 from pipelines.errors import ConfigError, InputChangedError, InputDataError
-from pipelines.run import finalize_run, plan_run, score_shard
+from pipelines.run.pipeline import finalize_run, plan_run, score_shard
 
 ROOT = Path(__file__).resolve().parent.parent
 

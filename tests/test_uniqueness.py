@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.uniqueness import (
+from pipelines.quality.uniqueness import (
     IdHashCollector,
     bucket_bits_for,
     find_duplicates,

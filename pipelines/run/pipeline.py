@@ -30,8 +30,8 @@ from pydantic import BaseModel
 
 import pipelines
 from pipelines.config import Settings
-from pipelines.contract import Contract, check_contract, prepare_batch
-from pipelines.datasource import (
+from pipelines.data.contract import Contract, check_contract, prepare_batch
+from pipelines.data.source import (
     BadLines,
     InputInfo,
     InputProof,
@@ -51,11 +51,9 @@ from pipelines.errors import (
     QualityGateError,
     StorageError,
 )
-from pipelines.manifest import InputRef, ModelRef, PartInfo, RowCounts, RunManifest, content_hash
-from pipelines.manifest import fingerprint as make_fingerprint
-from pipelines.models import LoadedModel, load_model
+from pipelines.model.artifact import LoadedModel, load_model
 from pipelines.progress import Progress
-from pipelines.publish import (
+from pipelines.publish.commit import (
     OTHER_KEY_OR_OVERWRITE,
     commit_run,
     failed_report_key,
@@ -63,7 +61,16 @@ from pipelines.publish import (
     read_manifest,
     staging_prefix,
 )
-from pipelines.scoring import (
+from pipelines.publish.manifest import (
+    InputRef,
+    ModelRef,
+    PartInfo,
+    RowCounts,
+    RunManifest,
+    content_hash,
+)
+from pipelines.publish.manifest import fingerprint as make_fingerprint
+from pipelines.run.scoring import (
     HISTOGRAM_BINS,
     NAN_REASON,
     MissingValuesRefused,
@@ -74,7 +81,7 @@ from pipelines.scoring import (
     score_chunk,
     score_target,
 )
-from pipelines.storage import ObjectStore, open_store, sha256_file
+from pipelines.storage.base import ObjectStore, open_store, sha256_file
 
 log = logging.getLogger(__name__)
 HTML, JSON = "quality.html", "quality.json"  # the report's two files
@@ -607,7 +614,7 @@ def _gates(cfg: Settings, id_column: str) -> dict[str, Any]:
     """The streaming GX gates of one shard, by name; none when validation is off."""
     if not cfg.validation.enabled:
         return {}
-    from pipelines.quality import StreamingGate, load_suite
+    from pipelines.quality.gate import StreamingGate, load_suite
 
     return {
         "input": StreamingGate(load_suite(cfg.validation.input_suite), id_column),
@@ -626,7 +633,7 @@ def _suite_hashes(cfg: Settings) -> dict[str, str | None]:
                 f"validation.{name} {path} not found",
                 fix="point it at a GX suite JSON file, or set validation.enabled: false",
             )
-        from pipelines.quality import load_suite
+        from pipelines.quality.gate import load_suite
 
         load_suite(path)  # fail at plan time on a malformed suite
         out[name] = sha256_file(path)
@@ -642,7 +649,7 @@ def _quality_verdicts(
     """
     quality: dict[str, Any] = {"validation": "disabled"}
     if cfg.validation.enabled:
-        from pipelines.quality import GateState, load_suite, merge_verdict
+        from pipelines.quality.gate import GateState, load_suite, merge_verdict
 
         with tempfile.TemporaryDirectory(prefix="batchscore-ids-") as tmp:
             verdicts = {}
@@ -703,7 +710,7 @@ def _write_reports(
 
 def _report(manifest: RunManifest, results: list[ShardResult]) -> dict[str, Any]:
     """Everything a person (HTML) or a machine (JSON) needs to judge this run."""
-    from pipelines.reports import build_report
+    from pipelines.reports.build import build_report
 
     reasons: Counter[str] = Counter()
     for r in results:
@@ -751,7 +758,7 @@ def _stage(
 
 def _rendered(report: dict[str, Any]) -> dict[str, bytes]:
     """The report for machines (JSON) and for people (HTML), by file name."""
-    from pipelines.reports import render_html, render_json
+    from pipelines.reports.build import render_html, render_json
 
     return {JSON: render_json(report).encode(), HTML: render_html(report).encode()}
 

@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sklearn
 
-from pipelines.contract import Contract
+from pipelines.data.contract import Contract
 from pipelines.errors import ConfigError, ModelIntegrityError, SchemaMismatchError
-from pipelines.models import LoadedModel
-from pipelines.storage import writing
+from pipelines.model.artifact import LoadedModel
+from pipelines.storage.base import writing
 
 HISTOGRAM_BINS = 20
 

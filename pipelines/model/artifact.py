@@ -24,9 +24,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from pipelines.artifact_bytes import canonicalize_skops
 from pipelines.errors import ModelIntegrityError
-from pipelines.storage import sha256_file
+from pipelines.model.canonical import canonicalize_skops
+from pipelines.storage.base import sha256_file
 
 # Types beyond skops' own defaults that a scikit-learn pipeline of ours needs; users extend the
 # list with `model.trusted_types` for their own artifacts.

@@ -36,7 +36,7 @@ from s3transfer.manager import TransferConfig, TransferManager
 
 from pipelines.config import Settings
 from pipelines.errors import ConfigError, StorageError
-from pipelines.storage import ObjectStore
+from pipelines.storage.base import ObjectStore
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from pipelines.errors import PublishConflictError, StorageError
-from pipelines.manifest import MANIFEST_NAME, RunManifest
-from pipelines.storage import ObjectStore
-from pipelines.termination import commit_shield
+from pipelines.publish.manifest import MANIFEST_NAME, RunManifest
+from pipelines.run.termination import commit_shield
+from pipelines.storage.base import ObjectStore
 
 log = logging.getLogger(__name__)
 FAULT_ENV = "BATCHSCORE_FAULT_AT"  # test hook: SIGKILL ourselves at a named point

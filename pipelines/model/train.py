@@ -12,10 +12,10 @@ from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from pipelines.config import Settings
-from pipelines.datagen import ID_COLUMN, TIME_COLUMN
+from pipelines.data.demo import ID_COLUMN, TIME_COLUMN
 from pipelines.errors import InputDataError
-from pipelines.models import build_pipeline, feature_kinds, save_model
-from pipelines.storage import sha256_file
+from pipelines.model.artifact import build_pipeline, feature_kinds, save_model
+from pipelines.storage.base import sha256_file
 
 log = logging.getLogger(__name__)
 

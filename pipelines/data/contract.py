@@ -18,9 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from pipelines.datasource import InputInfo
+from pipelines.data.source import InputInfo
 from pipelines.errors import SchemaMismatchError
-from pipelines.models import LoadedModel
+from pipelines.model.artifact import LoadedModel
 
 _NUMERIC = ("int", "uint", "float", "double", "decimal", "bool", "halffloat")
 _TEXT = ("string", "large_string", "utf8", "large_utf8", "dictionary")

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.errors import ConfigError, QualityGateError
-from pipelines.uniqueness import IdHashCollector, find_duplicates, unmix64
+from pipelines.quality.uniqueness import IdHashCollector, find_duplicates, unmix64
 
 Kind = Literal["schema", "row", "aggregate"]
 MAX_EXAMPLES = 20
@@ -694,7 +694,7 @@ class StreamingGate:
                         f"unexpected in this batch of {n} rows "
                         f"(column dtype {df[spec.column].dtype})",
                         where=self.suite.source,
-                        fix="this is a bug in pipelines/quality.py or a GX behaviour change; pin "
+                        fix="a bug in batchscore's gate or a GX behaviour change; pin "
                         "great-expectations to the tested version and report it",
                     )
             acc.element_count += n

@@ -193,7 +193,7 @@ def open_store(cfg: Settings) -> ObjectStore:
     uri = cfg.output.uri
     if uri.startswith("file://"):
         return LocalStore(Path(uri.removeprefix("file://")))
-    from pipelines.storage_s3 import S3Store  # boto3 only when asked for
+    from pipelines.storage.s3 import S3Store  # boto3 only when asked for
 
     return S3Store.from_config(cfg)
 

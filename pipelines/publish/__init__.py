@@ -1,0 +1,1 @@
+"""Publishing: every object key, the all-or-nothing commit, the manifest, the part writer."""

@@ -1,0 +1,1 @@
+"""Data quality: GX suites, the streaming gate over shards, the merged verdict, ID uniqueness."""

@@ -1,0 +1,1 @@
+"""A scoring run: plan, score each shard, finalize and publish, and the local process pool."""
