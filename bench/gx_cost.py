@@ -29,8 +29,11 @@ def cpu(fn: Callable[[], object], repeat: int = 3) -> float:
 def main(argv: list[str] | None = None) -> int:
     import pyarrow as pa
 
-    from pipelines.data.source import inspect_input, plan_shards, read_batches
-    from pipelines.quality.gate import StreamingGate, _run_gx, load_suite, parse_suite
+    from pipelines.data.read import read_batches
+    from pipelines.data.source import inspect_input, plan_shards
+    from pipelines.quality.gate import StreamingGate
+    from pipelines.quality.gx import run_gx
+    from pipelines.quality.suite import load_suite, parse_suite
 
     parser = argparse.ArgumentParser(prog="python -m bench.gx_cost", description=__doc__)
     parser.add_argument("--rows", default="524288", help="rows in the batch")
@@ -44,18 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     small = frame.iloc[:1_000]
     suite = load_suite(opts.suite)
     raw = json.loads(opts.suite.read_text())
-    first = cpu(lambda: _run_gx(suite, frame), repeat=1)
+    first = cpu(lambda: run_gx(suite, frame), repeat=1)
     print(f"suite {suite.name}: {len(suite.gx_specs)} expectations run by GX per batch")
     print(f"first call in the process: {first:.3f} s CPU ({len(frame):,} rows)")
     print(f"{'expectations':<58} {'n':>3} {len(frame):>10,} rows {1_000:>8,} rows")
-    total_big, total_small = cpu(lambda: _run_gx(suite, frame)), cpu(lambda: _run_gx(suite, small))
+    total_big, total_small = cpu(lambda: run_gx(suite, frame)), cpu(lambda: run_gx(suite, small))
     print(f"{'all':<58} {len(suite.gx_specs):>3} {total_big:>13.3f} s {total_small:>11.3f} s")
     for etype in sorted({e["type"] for e in raw["expectations"]}):
         sub = parse_suite({**raw, "expectations": [e for e in raw["expectations"]
                                                     if e["type"] == etype]}, "subset")  # fmt: skip
         if not sub.gx_specs:
             continue
-        big, tiny = cpu(lambda s=sub: _run_gx(s, frame)), cpu(lambda s=sub: _run_gx(s, small))
+        big, tiny = cpu(lambda s=sub: run_gx(s, frame)), cpu(lambda s=sub: run_gx(s, small))
         print(f"{etype:<58} {len(sub.gx_specs):>3} {big:>13.3f} s {tiny:>11.3f} s")
     gate = StreamingGate(suite, "customer_id")
     whole = cpu(lambda: gate.check_batch(frame), repeat=2)

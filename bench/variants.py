@@ -80,6 +80,7 @@ def run_batchscore(args: argparse.Namespace) -> dict[str, Any]:
     import skops.io  # noqa: F401
 
     import pipelines.quality.gate  # noqa: F401
+    import pipelines.run.finalize as finalize
     import pipelines.run.pipeline as run
     from pipelines.cli import main
 
@@ -95,10 +96,11 @@ def run_batchscore(args: argparse.Namespace) -> dict[str, Any]:
 
         return wrapper
 
-    for name, attr in (("plan", "plan_run"), ("finalize", "finalize_run"),
-                       ("verdict", "_quality_verdicts")):  # fmt: skip
-        if hasattr(run, attr):  # a renamed function only loses its timer
-            setattr(run, attr, timed(name, getattr(run, attr)))
+    # wrapped where they are looked up: run_pipeline calls the first two, publish_run the last
+    for name, module, attr in (("plan", run, "plan_run"), ("finalize", run, "finalize_run"),
+                               ("verdict", finalize, "quality_verdicts")):  # fmt: skip
+        if hasattr(module, attr):  # a renamed function only loses its timer
+            setattr(module, attr, timed(name, getattr(module, attr)))
     summary = args.out / "manifest.json"
     argv = [
         "score",
@@ -176,13 +178,13 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
     try:
         import great_expectations as gx
 
-        from pipelines.quality.gate import load_suite
+        from pipelines.quality.suite import load_suite
     except ImportError:  # the quality module is not there yet: measure the rest
         gx = None
     loaded = _load_model(args.model)
     est, features = loaded.estimator, [f.name for f in loaded.features]
     stages: dict[str, float] = {}
-    gx_result: dict[str, Any] = {"status": "pending: pipelines.quality.gate not available"}
+    gx_result: dict[str, Any] = {"status": "pending: pipelines.quality.suite not available"}
 
     clock = Clock()
     frame = pd.read_parquet(args.data)

@@ -4,9 +4,10 @@
 Scores the pinned input data set with the pinned scikit-learn model and publishes the scores, the
 quarantined rows, a run manifest and quality reports to the object store, all or nothing.
 
-**resolve** the params → **pull** the DVC-versioned input → **validate_input** (model pin,
-table-level gate, shard plan) → **fan_out** → **score** one mapped task per shard → **publish**
-(run-level gates, reports, one commit) → **report** (summary line, asset events).
+**resolve** the params → **pull** the DVC-versioned input → **plan** (model pin, input columns
+against the model, suites, shard plan; no row read) → **fan_out** → **score** one mapped task per
+shard (row-level gates) → **publish** (run-level gates, reports, one commit) → **report** (summary
+line, asset events).
 
 Every step is a `pipelines` function, the same one `dvc repro` runs; this DAG adds the schedule,
 the trigger form, retries and the fan-out. Configuration is `params.yaml` (path from
@@ -74,6 +75,8 @@ OUTPUTS = [SCORES, QUARANTINE, REPORTS]
     on_failure_callback=log_failure_summary,
 )
 def batchscore():
+    """The pipeline (long because it holds the tasks: each is a few lines)."""
+
     @task(execution_timeout=dt.timedelta(minutes=5))
     def resolve(params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the trigger form into params.yaml overrides; fail now if any value is invalid."""
@@ -102,9 +105,9 @@ def batchscore():
         return pulled.as_dict()
 
     @task(execution_timeout=dt.timedelta(minutes=30), show_return_value_in_logs=False)
-    def validate_input(overrides: dict[str, Any], pulled: dict[str, Any]) -> dict[str, Any]:
-        """Check the model pin and the table-level expectations, then split the input in shards."""
-        from pipelines.run.pipeline import plan_run
+    def plan(overrides: dict[str, Any], pulled: dict[str, Any]) -> dict[str, Any]:
+        """Check what needs no row read (model pin, columns, suites), then split in shards."""
+        from pipelines.run.plan import plan_run
 
         with fail_fast():
             cfg = load_settings(overrides)
@@ -126,7 +129,8 @@ def batchscore():
     @task(retries=3, show_return_value_in_logs=False)  # per-expectation gate state: long
     def score(overrides: dict[str, Any], plan: dict[str, Any], shard: int) -> dict[str, Any]:
         """Score one shard in bounded-memory chunks into the run's staging area."""
-        from pipelines.run.pipeline import RunPlan, score_shard
+        from pipelines.run.plan import RunPlan
+        from pipelines.run.shard import score_shard
 
         with fail_fast():
             cfg = load_settings(overrides)
@@ -139,7 +143,8 @@ def batchscore():
         overrides: dict[str, Any], plan: dict[str, Any], results: list[dict[str, Any]] | None
     ) -> dict[str, Any]:
         """Run-level quality gates and reports, then one conditional commit of the manifest."""
-        from pipelines.run.pipeline import RunPlan, ShardResult, publish_run
+        from pipelines.run.finalize import publish_run
+        from pipelines.run.plan import RunPlan, ShardResult
 
         # One slice read: iterating a mapped XCom probes past its end and logs an error.
         shards = [ShardResult.model_validate(r) for r in (results or [])[:]]
@@ -178,9 +183,9 @@ def batchscore():
         return summary
 
     overrides = resolve()
-    plan = validate_input(overrides, pull(overrides))
-    scored = score.partial(overrides=overrides, plan=plan).expand(shard=fan_out(plan))
-    report(publish(overrides, plan, scored))
+    run_plan = plan(overrides, pull(overrides))
+    scored = score.partial(overrides=overrides, plan=run_plan).expand(shard=fan_out(run_plan))
+    report(publish(overrides, run_plan, scored))
 
 
 batchscore()

@@ -3,8 +3,8 @@ loading, the S3 connection hand-off, fail-fast errors, the run key and the failu
 
 Airflow puts the dags folder on `sys.path` (the dag-processor and every task process), so the DAG
 imports this module by its name. It is listed in `.airflowignore`: not a DAG file itself. Cheap to
-import, as the DAG file must be: nothing from `pipelines` (pandas, scikit-learn, GX) until a task
-calls a function here.
+import, as the DAG file must be: of `pipelines` only the config (pydantic, which Airflow has
+loaded), nothing heavy (pandas, scikit-learn, GX) until a task calls a function here.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import CronTriggerTimetable, Param
 
+from pipelines.config import DEFAULT_CRON, RUN_KEY_PATTERN  # pydantic only: Airflow has it loaded
+
 if TYPE_CHECKING:
     from pipelines.config import Settings
 
@@ -27,7 +29,6 @@ log = logging.getLogger("batchscore.dag")
 
 PARAMS_ENV = "BATCHSCORE_PARAMS"
 REPO_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
-DEFAULT_CRON = "0 2 * * *"
 S3_CONN_ID = "batchscore_s3"  # optional Airflow connection (AIRFLOW_CONN_BATCHSCORE_S3)
 
 # Trigger-form field -> params.yaml key it overrides (empty field = keep params.yaml).
@@ -48,7 +49,7 @@ PARAMS = {
     "run_key": Param(
         None,
         type=["null", "string"],
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}$",
+        pattern=RUN_KEY_PATTERN,
         title="Run key",
         description="Partition to publish, e.g. 2026-11-23. Empty: the logical date, else the "
         "date the run started.",
@@ -121,21 +122,19 @@ def params_path() -> str:
 
 
 def nightly_schedule() -> CronTriggerTimetable:
-    """`schedule.cron` from params.yaml (or its env override), read cheaply at parse time.
+    """`schedule.cron` through the config (params.yaml, its env override), read at parse time.
 
     A missing or broken file or cron falls back to the default with a warning: a parse error would
     take the whole DAG, and its manual trigger, out of the UI.
     """
-    cron = os.environ.get("BATCHSCORE__SCHEDULE__CRON")
-    if not cron:
-        try:
-            import yaml
+    from pipelines.config import load_config
 
-            with open(params_path()) as fh:
-                cron = ((yaml.safe_load(fh) or {}).get("schedule") or {}).get("cron")
-        except Exception as exc:  # never fail the parse over the schedule
-            log.warning("batchscore: cannot read schedule.cron from %s: %s", params_path(), exc)
-    timetable = CronTriggerTimetable(str(cron or DEFAULT_CRON), timezone="UTC")
+    cron = DEFAULT_CRON
+    try:
+        cron = load_config(params_path()).schedule.cron
+    except Exception as exc:  # never fail the parse over the schedule
+        log.warning("batchscore: cannot read schedule.cron from %s: %s", params_path(), exc)
+    timetable = CronTriggerTimetable(cron, timezone="UTC")
     try:
         timetable.validate()
     except Exception as exc:

@@ -115,21 +115,7 @@ def _parser() -> argparse.ArgumentParser:
         ("score", cmd_score, "validate, score and publish one run (the main job)"),
         ("validate", cmd_validate, "validate and score without publishing: a dry run"),
     ):
-        p = command(name, func, text)
-        p.add_argument("--input", help="input Parquet/CSV file (data.path)")
-        p.add_argument("--model", help="model .skops file (model.path)")
-        p.add_argument("--model-sha256", help="pinned sha256 of the model file (model.sha256)")
-        p.add_argument("--card", help="model card JSON (model.card)")
-        p.add_argument("--output", help="output URI: file://folder or s3://bucket/prefix")
-        p.add_argument("--run-key", help="partition key of the run (default: today, UTC)")
-        p.add_argument("--chunk-size", type=int, help="rows per predict_proba call")
-        p.add_argument("--workers", type=int, help="processes (0 = all cores)")
-        p.add_argument("--input-suite", help="GX suite JSON for the input")
-        p.add_argument("--no-validation", action="store_true", help="skip the GX gate")
-        p.add_argument("--overwrite", action="store_true", help="replace a published run")
-        p.add_argument("--summary", type=Path, help="also write the run manifest here (JSON)")
-        if name == "score":
-            p.add_argument("--dry-run", action="store_true", help="do everything but publish")
+        _scoring_flags(command(name, func, text), dry_run=name == "score")
 
     runs = command("runs", cmd_runs, "list published runs, or show one")
     runs.add_argument("action", choices=["list", "show"])
@@ -142,6 +128,24 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("--rev", help="git revision that pins the data (data.rev)")
     pull.add_argument("--repo", help="git URL/path of the DVC repo (data.repo)")
     return parser
+
+
+def _scoring_flags(p: argparse.ArgumentParser, dry_run: bool) -> None:
+    """The flags `score` and `validate` share (each one a params.yaml key, see _FLAG_KEYS)."""
+    p.add_argument("--input", help="input Parquet/CSV file (data.path)")
+    p.add_argument("--model", help="model .skops file (model.path)")
+    p.add_argument("--model-sha256", help="pinned sha256 of the model file (model.sha256)")
+    p.add_argument("--card", help="model card JSON (model.card)")
+    p.add_argument("--output", help="output URI: file://folder or s3://bucket/prefix")
+    p.add_argument("--run-key", help="partition key of the run (default: today, UTC)")
+    p.add_argument("--chunk-size", type=int, help="rows per predict_proba call")
+    p.add_argument("--workers", type=int, help="processes (0 = all cores)")
+    p.add_argument("--input-suite", help="GX suite JSON for the input")
+    p.add_argument("--no-validation", action="store_true", help="skip the GX gate")
+    p.add_argument("--overwrite", action="store_true", help="replace a published run")
+    p.add_argument("--summary", type=Path, help="also write the run manifest here (JSON)")
+    if dry_run:
+        p.add_argument("--dry-run", action="store_true", help="do everything but publish")
 
 
 _FLAG_KEYS = {
@@ -252,7 +256,7 @@ def _check_writable(path: Path) -> None:
 
 def cmd_runs(cfg: Settings, args: argparse.Namespace) -> int:
     from pipelines.publish.commit import list_runs
-    from pipelines.storage.base import open_store
+    from pipelines.storage.open import open_store
 
     if args.output:
         cfg = load_config(args.params, {**_overrides(args), "output.uri": args.output})

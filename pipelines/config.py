@@ -19,9 +19,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipelines.errors import ConfigError
+from pipelines.model.card import card_path_for
 
 ENV_PREFIX = "BATCHSCORE__"
-_RUN_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}$")
+# Shared with the DAG's trigger form (dags/batchscore_support.py), which imports them cheaply.
+RUN_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}$"
+DEFAULT_CRON = "0 2 * * *"
+_RUN_KEY = re.compile(RUN_KEY_PATTERN)
 
 
 def _as_text(value: object) -> object:
@@ -101,7 +105,7 @@ class ModelParams(_Section):
 
     @property
     def card_path(self) -> Path:
-        return self.card or self.path.with_name(self.path.name.split(".")[0] + ".card.json")
+        return self.card or card_path_for(self.path)
 
 
 def usable_cpus() -> int:
@@ -168,7 +172,6 @@ class S3Params(_Section):
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(60.0, gt=0)
     multipart_threshold_mb: int = Field(64, ge=5)
-    staging_ttl_hours: float = Field(24.0, gt=0)
     require_tls: bool = Field(
         False, description="refuse any endpoint that is not https://; set true in production"
     )
@@ -209,7 +212,9 @@ class RunParams(_Section):
 
 
 class ScheduleParams(_Section):
-    cron: str = "0 2 * * *"
+    """When the nightly DAG runs (read by the DAG at parse time)."""
+
+    cron: str = DEFAULT_CRON
 
 
 class Settings(_Section):

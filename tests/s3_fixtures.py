@@ -205,7 +205,7 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     from botocore.retries import standard
 
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, ctx: 0.0)
-    monkeypatch.setattr("pipelines.storage.s3._conflict_backoff", lambda attempt: 0.0)
+    monkeypatch.setattr("pipelines.storage.s3.conflict_backoff", lambda attempt: 0.0)
 
 
 class _RawBody:

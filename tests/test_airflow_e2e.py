@@ -21,7 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 DAG_ID = "batchscore"
 RUN_KEY = "e2e-manual"
 # What every scoring task imports (pandas, scikit-learn, skops, GX: ~10 s on a small VM).
-PRELOAD = "airflow,pipelines.run.pipeline,pipelines.quality.gate,skops.io,great_expectations"
+PRELOAD = (
+    "airflow,pipelines.run.pipeline,pipelines.quality.gate,pipelines.quality.verdict,"
+    "skops.io,great_expectations"
+)
 # A connection the tasks export for boto3/DVC (unused by the file:// output): its secret must
 # never reach a task log.
 SECRET = "e2e-conn-secret-5f3a9c"
@@ -100,7 +103,7 @@ def test_trigger_publishes_once_and_rerun_is_a_noop(
     published = manifest_path.read_bytes()
     log = airflow.task_log(DAG_ID, run["dag_run_id"], "report")
     assert f"run_key={RUN_KEY} status=committed" in log
-    for task_id in ("resolve", "pull", "validate_input", "publish", "report"):
+    for task_id in ("resolve", "pull", "plan", "publish", "report"):
         assert SECRET not in airflow.task_log(DAG_ID, run["dag_run_id"], task_id), task_id
 
     again = airflow.trigger(DAG_ID, conf={"run_key": RUN_KEY})
@@ -127,11 +130,11 @@ def test_bad_param_value_fails_the_run_fast_with_a_clear_message(
     final = airflow.wait_for_run(DAG_ID, run["dag_run_id"], timeout=120)
     states = airflow.task_states(DAG_ID, run["dag_run_id"])
     assert final["state"] == "failed", states
-    assert states["validate_input"] == "failed"
+    assert states["plan"] == "failed"
     tis = airflow.task_instances(DAG_ID, run["dag_run_id"])
-    (ti,) = [t for t in tis if t["task_id"] == "validate_input"]
+    (ti,) = [t for t in tis if t["task_id"] == "plan"]
     assert ti["try_number"] == 1  # AirflowFailException: not retried
-    log = airflow.task_log(DAG_ID, run["dag_run_id"], "validate_input")
+    log = airflow.task_log(DAG_ID, run["dag_run_id"], "plan")
     assert "ModelIntegrityError" in log and wrong_pin in log
     assert "batchscore FAILED" in log  # the one-line summary from the failure callback
     assert _manifests(project, "wrong-pin") == []

@@ -9,9 +9,10 @@ import numpy as np
 import skops.io as sio
 
 from pipelines.data.demo import ID_COLUMN, LABEL_COLUMN, TIME_COLUMN, make_frame
-from pipelines.model.artifact import build_pipeline, feature_kinds, load_model, save_model
+from pipelines.model.artifact import load_model, save_model
+from pipelines.model.build import build_pipeline, feature_kinds
 from pipelines.model.canonical import canonicalize_skops
-from pipelines.storage.base import sha256_file
+from pipelines.storage.hashing import sha256_file
 
 
 def fit(kind: str):  # type: ignore[no-untyped-def]

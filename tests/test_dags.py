@@ -29,7 +29,16 @@ from tests.airflow_harness import build_project  # noqa: E402
 # trips Airflow's deprecated-import shims (FutureWarning) by the thousand. Task processes are quiet.
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:skops.io._utils")
 
-HEAVY = ("pandas", "sklearn", "pyarrow", "great_expectations", "numpy", "boto3", "pipelines")
+HEAVY = ("pandas", "sklearn", "pyarrow", "great_expectations", "numpy", "boto3")
+# Of `pipelines`, parse time may load only the config (the run-key rule and default cron it shares
+# with the trigger form), whose own imports are pydantic and yaml.
+PARSE_TIME_PIPELINES = {
+    "pipelines",
+    "pipelines.config",
+    "pipelines.errors",
+    "pipelines.model",
+    "pipelines.model.card",
+}
 
 # Run in a fresh interpreter: what the dag-processor sees, with no test imports around and every
 # outbound connection refused, so a DAG doing I/O at parse time fails loudly here.
@@ -56,8 +65,9 @@ PARSE_SCRIPT = textwrap.dedent(
     }
     heavy = sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[2].split(",")))
     files = sorted(stat.file for stat in bag.dagbag_stats)
+    ours = sorted(m for m in sys.modules if m == "pipelines" or m.startswith("pipelines."))
     print(json.dumps({"errors": bag.import_errors, "dags": dags, "seconds": elapsed,
-                      "heavy": heavy, "files": files}))
+                      "heavy": heavy, "files": files, "pipelines": ours}))
     """
 )
 
@@ -81,6 +91,7 @@ def test_dagbag_loads_fast_without_heavy_imports_or_io(record_property) -> None:
     assert result["errors"] == {}
     assert DAG_ID in result["dags"]
     assert result["heavy"] == [], f"heavy modules imported at parse time: {result['heavy']}"
+    assert set(result["pipelines"]) <= PARSE_TIME_PIPELINES, result["pipelines"]
     # batchscore_support.py is imported by the DAG, not parsed as a DAG file (.airflowignore)
     assert [Path(f).name for f in result["files"]] == ["batchscore_dag.py"], result["files"]
     record_property("dagbag_parse_seconds", round(result["seconds"], 3))
@@ -117,7 +128,7 @@ def test_dag_shape(dag) -> None:
     assert dag.max_active_runs == 1
     assert dag.doc_md and "run key" in dag.doc_md
     assert dag.on_failure_callback
-    order = ["resolve", "pull", "validate_input", "fan_out", "score", "publish", "report"]
+    order = ["resolve", "pull", "plan", "fan_out", "score", "publish", "report"]
     assert [t.task_id for t in sorted(dag.tasks, key=lambda t: order.index(t.task_id))] == order
     assert dag.get_task("score").is_mapped if hasattr(dag.get_task("score"), "is_mapped") else True
     for task in dag.tasks:
@@ -322,9 +333,9 @@ def test_dag_test_bad_param_fails_fast(
     monkeypatch.setenv("BATCHSCORE_PARAMS", str(project))
     dr, states = _run(dag, {"run_key": "bad-sha", "model_sha256": "0" * 64})
     assert dr.state == "failed"
-    assert states["validate_input"] == "failed"  # AirflowFailException: no retry
+    assert states["plan"] == "failed"  # AirflowFailException: no retry
     assert states["resolve"] == "success"
-    ti = next(ti for ti in dr.get_task_instances() if ti.task_id == "validate_input")
+    ti = next(ti for ti in dr.get_task_instances() if ti.task_id == "plan")
     assert ti.try_number == 1
 
 
@@ -375,10 +386,10 @@ def test_dag_test_publish_timeout_commits_nothing_and_the_retry_commits_once(
 ) -> None:
     import datetime as dt
 
-    import pipelines.run.pipeline
+    import pipelines.run.finalize
 
     calls = []
-    real_publish = pipelines.run.pipeline.publish_run
+    real_publish = pipelines.run.finalize.publish_run
 
     def slow_first_time(*args: Any, **kwargs: Any) -> Any:
         calls.append(time.monotonic())
@@ -386,7 +397,7 @@ def test_dag_test_publish_timeout_commits_nothing_and_the_retry_commits_once(
             time.sleep(30)  # a hung commit: execution_timeout must stop it
         return real_publish(*args, **kwargs)
 
-    monkeypatch.setattr(pipelines.run.pipeline, "publish_run", slow_first_time)
+    monkeypatch.setattr(pipelines.run.finalize, "publish_run", slow_first_time)
     monkeypatch.setenv("BATCHSCORE_PARAMS", str(project))
     out = project.parent / "out"
     timeout = {"execution_timeout": dt.timedelta(seconds=2), "retry_delay": dt.timedelta(0)}
@@ -411,11 +422,11 @@ def test_dag_test_publish_retry_after_its_commit_reports_identical_and_still_ann
     "committed"), the published parts are intact, and the run's new output is announced."""
     import datetime as dt
 
-    import pipelines.run.pipeline
+    import pipelines.run.finalize
     from pipelines.errors import StorageError
 
     commits: list[str] = []
-    real_commit = pipelines.run.pipeline.commit_run
+    real_commit = pipelines.run.finalize.commit_run
 
     def commit_then_fail(*args: Any, **kwargs: Any) -> Any:
         outcome = real_commit(*args, **kwargs)
@@ -424,7 +435,7 @@ def test_dag_test_publish_retry_after_its_commit_reports_identical_and_still_ann
             raise StorageError("connection reset after the manifest was written")  # retryable
         return outcome
 
-    monkeypatch.setattr(pipelines.run.pipeline, "commit_run", commit_then_fail)
+    monkeypatch.setattr(pipelines.run.finalize, "commit_run", commit_then_fail)
     monkeypatch.setenv("BATCHSCORE_PARAMS", str(project))
     retry = {"retries": 1, "retry_delay": dt.timedelta(0)}
     dr, states = _run(dag, {"run_key": "commit-then-fail"}, publish=retry)

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from pipelines.config import Settings
-from pipelines.data.pull import PulledInput, file_md5, pull_input
+from pipelines.data.dvc_files import file_md5
+from pipelines.data.pull import PulledInput, pull_input
 from pipelines.errors import DataPullError, InputDataError
 from tests.s3_fixtures import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, REGION, raw_client
 

@@ -25,7 +25,7 @@ import pytest
 
 from pipelines.data.demo import write_dataset
 from pipelines.errors import SchemaMismatchError
-from pipelines.run.pipeline import plan_run
+from pipelines.run.plan import plan_run
 from tests.test_trust import published, score_cli, their_data, their_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,7 +223,7 @@ def test_row40_sigterm_during_the_manifest_write_waits_for_the_commit(
     stop is not turned into a failure of a published run."""
     from pipelines.run import termination
     from pipelines.run.pipeline import run_pipeline
-    from pipelines.storage.base import LocalStore
+    from pipelines.storage.local import LocalStore
 
     cfg = make_cfg(validation__enabled=False)
     real_put = LocalStore.put_bytes

@@ -14,8 +14,11 @@ import pytest
 
 from pipelines.errors import PublishConflictError
 from pipelines.publish.commit import list_runs, read_manifest
-from pipelines.run.pipeline import finalize_run, plan_run, run_pipeline, score_shard
-from pipelines.storage.base import open_store
+from pipelines.run.finalize import finalize_run
+from pipelines.run.pipeline import run_pipeline
+from pipelines.run.plan import plan_run
+from pipelines.run.shard import score_shard
+from pipelines.storage.open import open_store
 
 NO_GX = {"validation.enabled": False}
 

@@ -21,10 +21,13 @@ import yaml
 
 from pipelines.config import Settings, load_config
 from pipelines.errors import PublishConflictError, StorageError
-from pipelines.publish.commit import list_runs, manifest_key, read_manifest
+from pipelines.publish.commit import list_runs, read_manifest
+from pipelines.publish.keys import manifest_key
 from pipelines.publish.manifest import RunManifest
-from pipelines.run.pipeline import finalize_run, run_pipeline
-from pipelines.storage.base import ObjectStore, open_store
+from pipelines.run.finalize import finalize_run
+from pipelines.run.pipeline import run_pipeline
+from pipelines.storage.base import ObjectStore
+from pipelines.storage.open import open_store
 from tests.s3_fixtures import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, TEST_BUCKET, FaultInjector
 from tests.test_publish_local import staged_attempts
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from pipelines.publish.commit import read_manifest
-from pipelines.run.pipeline import finalize_run, plan_run, publish_run
-from pipelines.storage.base import open_store
+from pipelines.run.finalize import finalize_run, publish_run
+from pipelines.run.plan import plan_run
+from pipelines.storage.open import open_store
 from tests.test_publish_local import NO_GX, inputs, staged_attempts
 
 

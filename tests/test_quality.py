@@ -16,16 +16,10 @@ import pytest
 
 from pipelines.data.demo import make_frame
 from pipelines.errors import ConfigError, QualityGateError
-from pipelines.quality.gate import (
-    GateConsistencyError,
-    GateState,
-    QualityVerdict,
-    StreamingGate,
-    Suite,
-    load_suite,
-    merge_verdict,
-    parse_suite,
-)
+from pipelines.quality.gate import GateConsistencyError, StreamingGate
+from pipelines.quality.state import GateState
+from pipelines.quality.suite import Suite, load_suite, parse_suite
+from pipelines.quality.verdict import QualityVerdict, merge_verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_SUITE = ROOT / "validation" / "input_suite.json"
@@ -246,9 +240,8 @@ def test_rows_quarantined_by_the_caller_count_and_leave_the_statistics(suite):
 
 
 def test_a_mask_that_disagrees_with_gx_stops_the_gate(suite, monkeypatch):
-    import pipelines.quality.gate as quality
-
-    real = quality._row_mask
+    import pipelines.quality.gate as gate_module
+    from pipelines.quality.rows import row_mask as real
 
     def off_by_one(spec, column):
         mask, missing = real(spec, column)
@@ -257,7 +250,7 @@ def test_a_mask_that_disagrees_with_gx_stops_the_gate(suite, monkeypatch):
             mask[0] = not mask[0]
         return mask, missing
 
-    monkeypatch.setattr(quality, "_row_mask", off_by_one)
+    monkeypatch.setattr(gate_module, "row_mask", off_by_one)  # where the gate looks it up
     df = frame(500)
     df.loc[10:12, "plan"] = "platinum"  # GX counts 3 unexpected, so the mask runs
     with pytest.raises(GateConsistencyError, match="GX counts 3 unexpected"):
@@ -313,10 +306,10 @@ def test_text_ids_are_checked_by_hash(suite):
 
 
 def test_empty_input_fails_although_every_map_expectation_passes(suite):
-    from pipelines.quality.gate import _run_gx
+    from pipelines.quality.gx import run_gx
 
     empty = frame(10).iloc[:0]
-    gx_results = _run_gx(suite, empty)  # what GX alone says on zero rows
+    gx_results = run_gx(suite, empty)  # what GX alone says on zero rows
     assert all(gx_results[s.id].success for s in suite.specs if s.kind == "row")
 
     verdict, _ = validate(suite, [[empty]])

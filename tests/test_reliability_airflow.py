@@ -37,7 +37,10 @@ REPO = Path(__file__).resolve().parents[1]
 DAG_ID = "batchscore"
 BUCKET = "batchscore-reliability"
 CONN_ID = "batchscore_s3"
-PRELOAD = "airflow,pipelines.run.pipeline,pipelines.quality.gate,skops.io,great_expectations"
+PRELOAD = (
+    "airflow,pipelines.run.pipeline,pipelines.quality.gate,pipelines.quality.verdict,"
+    "skops.io,great_expectations"
+)
 HEARTBEAT_TIMEOUT_S = 15  # a healthy supervisor heartbeats every second: wide margin on 2 cores
 
 # A deployment's cluster policy, here only to shorten the DAG's 30 s retry delay for the test.
@@ -192,9 +195,9 @@ def test_row29_wrong_connection_secret_fails_fast_with_auth_error_and_no_secret_
         _set_secret(airflow, s3.secret_key)
     states = airflow.task_states(DAG_ID, run["dag_run_id"])
     assert final["state"] == "failed", states
-    assert states["validate_input"] == "failed", states  # the first task that reads S3
-    assert _ti(airflow, run["dag_run_id"], "validate_input")["try_number"] == 1  # not retried
-    log = airflow.task_log(DAG_ID, run["dag_run_id"], "validate_input")
+    assert states["plan"] == "failed", states  # the first task that reads S3
+    assert _ti(airflow, run["dag_run_id"], "plan")["try_number"] == 1  # not retried
+    log = airflow.task_log(DAG_ID, run["dag_run_id"], "plan")
     assert "SignatureDoesNotMatch" in log and "HTTP 403" in log, log[-3000:]
     assert "check the S3 credentials" in log
     logs = _all_logs(airflow, run["dag_run_id"])

@@ -211,7 +211,7 @@ def test_row27_pull_exit_0_with_missing_cache_files_fails_the_pull(
     # "Missing cache files": the case the exit code cannot catch.
     wrapper, real_rc = _dvc_wrapper(tmp_path, after_pull="")
     wrapper.write_text(wrapper.read_text().replace('pull "$@"', 'pull --allow-missing "$@"'))
-    monkeypatch.setattr(pipelines.data.pull, "_dvc_command", lambda: [str(wrapper)])
+    monkeypatch.setattr(pipelines.data.pull, "dvc_command", lambda: [str(wrapper)])
 
     with pytest.raises(DataPullError) as info:
         pull_input(pushed.settings(rev="v1"), tmp_path / "pulls")
@@ -238,7 +238,7 @@ def test_row27_pull_exit_0_with_missing_file_in_a_tracked_directory(
     s3_client.delete_object(Bucket=DVC_BUCKET, Key=pushed.remote_key(md5_of(V2)))
     wrapper, real_rc = _dvc_wrapper(tmp_path, after_pull="")
     wrapper.write_text(wrapper.read_text().replace('pull "$@"', 'pull --allow-missing "$@"'))
-    monkeypatch.setattr(pipelines.data.pull, "_dvc_command", lambda: [str(wrapper)])
+    monkeypatch.setattr(pipelines.data.pull, "dvc_command", lambda: [str(wrapper)])
 
     with pytest.raises(DataPullError, match="finished but tables/part-1.csv is missing") as info:
         pull_input(pushed.settings(path="tables/part-1.csv", rev="v1"), tmp_path / "pulls")
@@ -255,7 +255,7 @@ def test_row27_pull_exit_0_with_wrong_bytes_fails_the_hash_check(
 ) -> None:
     # dvc pulls the right object, then something leaves other bytes in place; exit code 0
     wrapper, real_rc = _dvc_wrapper(tmp_path, after_pull='echo "99,99" >> data/score.csv')
-    monkeypatch.setattr(pipelines.data.pull, "_dvc_command", lambda: [str(wrapper)])
+    monkeypatch.setattr(pipelines.data.pull, "dvc_command", lambda: [str(wrapper)])
 
     with pytest.raises(DataPullError) as info:
         pull_input(pushed.settings(rev="v1"), tmp_path / "pulls")
@@ -386,7 +386,7 @@ def test_row28_dag_never_runs_two_pulls_at_once() -> None:
     assert dag.max_active_runs == 1  # a manual trigger queues behind the nightly run
     pull = dag.get_task("pull")
     assert pull.max_active_tis_per_dag == 1  # and one pull task at a time across runs
-    # validate_input and the mapped score tasks re-check the pull (a cached no-op on a worker
+    # plan and the mapped score tasks re-check the pull (a cached no-op on a worker
     # that already has it): those meet in one workspace only through pull_input's file lock,
     # which the test above exercises with real processes.
 

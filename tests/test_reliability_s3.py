@@ -29,10 +29,14 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from pipelines.config import Settings, load_config
 from pipelines.errors import ConfigError, StorageError
-from pipelines.publish.commit import BARRIER_ENV, list_runs, manifest_key, read_manifest
+from pipelines.publish.commit import BARRIER_ENV, list_runs, read_manifest
+from pipelines.publish.keys import manifest_key
 from pipelines.publish.manifest import RunManifest
-from pipelines.run.pipeline import plan_run, run_pipeline
-from pipelines.storage.base import ObjectStore, open_store, sha256_file
+from pipelines.run.pipeline import run_pipeline
+from pipelines.run.plan import plan_run
+from pipelines.storage.base import ObjectStore
+from pipelines.storage.hashing import sha256_file
+from pipelines.storage.open import open_store
 from pipelines.storage.s3 import MiB, S3Store
 from tests.s3_fixtures import TEST_BUCKET, FaultInjector
 from tests.test_publish_local import inputs

@@ -16,7 +16,7 @@ import skops.io as sio
 from pipelines.data.demo import make_frame
 from pipelines.publish.commit import read_manifest
 from pipelines.run.pipeline import run_pipeline
-from pipelines.storage.base import open_store
+from pipelines.storage.open import open_store
 
 
 def published_scores(cfg, manifest) -> pd.DataFrame:  # type: ignore[no-untyped-def]
@@ -158,14 +158,14 @@ def test_pinned_workers_each_get_their_own_cpu() -> None:
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from pipelines.run.pipeline import _init_worker
+    from pipelines.run.pool import init_worker
 
     cpus = sorted(os.sched_getaffinity(0))
     ctx = mp.get_context("fork")
     slots = ctx.Value("i", 0)
     workers = min(2, len(cpus))
     with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(None, slots)
+        workers, mp_context=ctx, initializer=init_worker, initargs=(None, slots)
     ) as pool:
         seen = [f.result() for f in [pool.submit(_affinity_after, 0.5) for _ in range(workers)]]
     assert all(len(a) == 1 for a in seen), seen  # each worker on exactly one CPU

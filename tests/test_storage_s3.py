@@ -14,7 +14,7 @@ import pytest
 
 from pipelines.config import Settings
 from pipelines.errors import ConfigError, StorageError
-from pipelines.storage.base import open_store
+from pipelines.storage.open import open_store
 from pipelines.storage.s3 import MiB, S3Store
 from tests.s3_fixtures import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, TEST_BUCKET, FaultInjector
 

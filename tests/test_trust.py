@@ -27,7 +27,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from pipelines.cli import main
 from pipelines.config import load_config
 from pipelines.errors import ConfigError, InputChangedError, InputDataError
-from pipelines.run.pipeline import finalize_run, plan_run, score_shard
+from pipelines.run.finalize import finalize_run
+from pipelines.run.plan import plan_run
+from pipelines.run.shard import score_shard
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,1 +1,1 @@
-"""The input: pulling it from a DVC repo, reading it exactly, its contract with the model, demo data."""
+"""The input: pulled from a DVC repo, read exactly, its contract with the model, demo data."""

@@ -48,23 +48,7 @@ def check_contract(
     """
     cols = info.columns
     names = [f.name for f in model.features]
-    missing = [n for n in names if n not in cols]
-    if id_column not in cols:
-        missing.insert(0, id_column)
-    if missing:
-        extra = [c for c in cols if c not in names and c != id_column]
-        hints = []
-        for name in missing:
-            close = difflib.get_close_matches(name, extra, n=1, cutoff=0.6)
-            if close:
-                hints.append(f"{name!r} (renamed to {close[0]!r}?)")
-        raise SchemaMismatchError(
-            f"input is missing column(s) {missing} that the model {model.name} needs"
-            + (f"; possible renames: {', '.join(hints)}" if hints else "")
-            + (f"; columns the model does not use: {extra}" if extra else ""),
-            where=str(info.path),
-            fix="fix the export, or point model.path at a model trained on these columns",
-        )
+    _refuse_missing(info, model, names, id_column)
     csv = info.format == "csv"
     inferred = _csv_targets(info.path) if csv else {}
     parse: dict[str, str] = {}
@@ -100,6 +84,29 @@ def check_contract(
             fix="cast the columns in the export to the types the model was trained on",
         )
     return Contract(id_column, tuple(names), tuple(numeric), parse, tuple(null_values))
+
+
+def _refuse_missing(info: InputInfo, model: LoadedModel, names: list[str], id_column: str) -> None:
+    """The column diff: what the model needs and the input lacks, with likely renames."""
+    cols = info.columns
+    missing = [n for n in names if n not in cols]
+    if id_column not in cols:
+        missing.insert(0, id_column)
+    if not missing:
+        return
+    extra = [c for c in cols if c not in names and c != id_column]
+    hints = []
+    for name in missing:
+        close = difflib.get_close_matches(name, extra, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{name!r} (renamed to {close[0]!r}?)")
+    raise SchemaMismatchError(
+        f"input is missing column(s) {missing} that the model {model.name} needs"
+        + (f"; possible renames: {', '.join(hints)}" if hints else "")
+        + (f"; columns the model does not use: {extra}" if extra else ""),
+        where=str(info.path),
+        fix="fix the export, or point model.path at a model trained on these columns",
+    )
 
 
 def prepare_batch(frame: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Model artifacts: train the demo pipeline, save it as skops with a card, load it safely.
+"""Model artifacts: save a fitted model as skops with a card, and load one safely.
 
 Loading is the security boundary: the file's sha256 must equal the pinned one *before* any
 byte is deserialized, skops may only build types on an explicit allow-list, and a model saved by
@@ -14,19 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import sklearn
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import InconsistentVersionWarning
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from pipelines.errors import ModelIntegrityError
 from pipelines.model.canonical import canonicalize_skops
-from pipelines.storage.base import sha256_file
+from pipelines.model.card import card_path_for
+from pipelines.storage.hashing import sha256_file
 
 # Types beyond skops' own defaults that a scikit-learn pipeline of ours needs; users extend the
 # list with `model.trusted_types` for their own artifacts.
@@ -69,56 +63,6 @@ class LoadedModel:
     card: dict[str, Any]
 
 
-def build_pipeline(
-    numeric: list[str], categorical: list[str], kind: str, max_iter: int, seed: int
-) -> Pipeline:
-    """The demo model: preprocessing + classifier, fitted on a DataFrame so names are kept."""
-    if kind == "hgb":
-        pre = ColumnTransformer(
-            [
-                ("num", "passthrough", numeric),
-                (
-                    "cat",
-                    OrdinalEncoder(
-                        handle_unknown="use_encoded_value",
-                        unknown_value=np.nan,
-                        encoded_missing_value=np.nan,
-                    ),
-                    categorical,
-                ),
-            ],
-            verbose_feature_names_out=False,
-        )
-        is_cat = [False] * len(numeric) + [True] * len(categorical)
-        clf = HistGradientBoostingClassifier(
-            max_iter=max_iter, categorical_features=is_cat, random_state=seed
-        )
-        return Pipeline([("preprocess", pre), ("classifier", clf)])
-    pre = ColumnTransformer(
-        [
-            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
-            (
-                "cat",
-                make_pipeline(
-                    SimpleImputer(strategy="most_frequent"),
-                    OneHotEncoder(handle_unknown="ignore"),
-                ),
-                categorical,
-            ),
-        ]
-    )
-    clf = LogisticRegression(max_iter=max_iter * 5, random_state=seed)
-    return Pipeline([("preprocess", pre), ("classifier", clf)])
-
-
-def feature_kinds(frame: pd.DataFrame) -> list[Feature]:
-    """Numeric columns are 'numeric', everything else is 'categorical'."""
-    return [
-        Feature(c, "numeric" if pd.api.types.is_numeric_dtype(frame[c]) else "categorical")
-        for c in frame.columns
-    ]
-
-
 def save_model(
     estimator: Any,
     path: Path,
@@ -155,8 +99,7 @@ def save_model(
         "metrics": metrics,
         "params": params,
     }
-    card_path = path.with_name(path.name.split(".")[0] + ".card.json")
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    card_path_for(path).write_text(json.dumps(card, indent=2) + "\n")
     return card
 
 

@@ -14,8 +14,9 @@ from sklearn.model_selection import train_test_split
 from pipelines.config import Settings
 from pipelines.data.demo import ID_COLUMN, TIME_COLUMN
 from pipelines.errors import InputDataError
-from pipelines.model.artifact import build_pipeline, feature_kinds, save_model
-from pipelines.storage.base import sha256_file
+from pipelines.model.artifact import save_model
+from pipelines.model.build import build_pipeline, feature_kinds
+from pipelines.storage.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,7 @@
-"""The commit protocol and the layout of published runs.
+"""The commit protocol: a run becomes visible in one create-if-absent write of its manifest.
 
-    <output uri>/<model>/<run key>/manifest.json                  the commit marker
-    <output uri>/<model>/<run key>/attempts/<attempt>/scores/...  parts, immutable per attempt
-                                                     .../quarantine/...
-                                                     .../reports/quality.html, quality.json
-
-Parts are staged under a prefix unique to the attempt; the run becomes visible only when its
-manifest is written by one create-if-absent write. Readers trust nothing without a manifest.
+Parts are staged under a prefix unique to the attempt (the layout: `pipelines.publish.keys`); the
+run becomes visible only when its manifest is written. Readers trust nothing without a manifest.
 A rerun with identical output is a no-op; a different one is refused unless `overwrite`, which
 swaps the manifest in one write (readers see the old run or the new one, never a mix).
 """
@@ -24,7 +19,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from pipelines.errors import PublishConflictError, StorageError
-from pipelines.publish.manifest import MANIFEST_NAME, RunManifest
+from pipelines.publish.keys import attempts_prefix, manifest_key, manifest_run, staging_prefix
+from pipelines.publish.manifest import RunManifest
 from pipelines.run.termination import commit_shield
 from pipelines.storage.base import ObjectStore
 
@@ -35,23 +31,6 @@ OTHER_KEY_OR_OVERWRITE = (
     "use another run key (--run-key, run.key), or replace the published run: --overwrite, "
     "run.overwrite: true in params.yaml, or BATCHSCORE__RUN__OVERWRITE=true (e.g. for dvc repro)"
 )
-
-
-def run_prefix(model_name: str, run_key: str) -> str:
-    return f"{model_name}/{run_key}/"
-
-
-def manifest_key(model_name: str, run_key: str) -> str:
-    return run_prefix(model_name, run_key) + MANIFEST_NAME
-
-
-def failed_report_key(model_name: str, run_key: str, attempt_id: str, name: str) -> str:
-    """Where a failed attempt's quality report goes: beside the run, never read as output."""
-    return f"{run_prefix(model_name, run_key)}failed/{attempt_id}/{name}"
-
-
-def staging_prefix(model_name: str, run_key: str, attempt_id: str) -> str:
-    return f"{run_prefix(model_name, run_key)}attempts/{attempt_id}/"
 
 
 def maybe_fault(point: str) -> None:
@@ -184,7 +163,7 @@ def discard_attempt(store: ObjectStore, manifest: RunManifest) -> None:
 
 def remove_stale_attempts(store: ObjectStore, published: RunManifest) -> int:
     """Delete every attempt of this run but the published one, and orphaned uploads."""
-    attempts = run_prefix(published.model.name, published.run_key) + "attempts/"
+    attempts = attempts_prefix(published.model.name, published.run_key)
     keep = staging_prefix(published.model.name, published.run_key, published.attempt_id)
     stale = [k for k in store.list_keys(attempts) if not k.startswith(keep)]
     store.delete(stale)
@@ -196,9 +175,8 @@ def list_runs(store: ObjectStore) -> list[RunManifest]:
     """Every published run under the output URI, newest first."""
     runs = []
     for key in store.list_keys(""):
-        parts = key.split("/")
-        if len(parts) == 3 and parts[2] == MANIFEST_NAME:
-            manifest = read_manifest(store, parts[0], parts[1])
+        if (run := manifest_run(key)) is not None:
+            manifest = read_manifest(store, *run)
             if manifest:
                 runs.append(manifest)
     return sorted(runs, key=lambda m: m.created_at, reverse=True)

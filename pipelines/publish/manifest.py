@@ -13,8 +13,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-MANIFEST_NAME = "manifest.json"
-
 
 class PartInfo(BaseModel):
     """One file of a run: scores, quarantined rows or a report."""

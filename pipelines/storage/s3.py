@@ -1,17 +1,17 @@
 """The S3 backend of `ObjectStore`: boto3 against AWS, MinIO or a local moto server.
 
 What it adds to plain boto3, and why:
-- retries in botocore's `standard` mode with `total_max_attempts` from params (the default
-  `legacy` mode retries fewer errors, and its `max_attempts` does not count the first call);
+- retries in botocore's `standard` mode with `total_max_attempts` from params, and TLS enforced
+  when `s3.require_tls` is set (the client is built in `s3_client`);
 - the optional server-side-encryption header on every write, multipart or not;
 - multipart upload above a threshold through s3transfer, which aborts the upload if a part fails
   (a killed process leaves an orphan for `cleanup_incomplete` to abort later);
 - `put_bytes(..., if_absent=True)` as `PutObject` with `If-None-Match: *`: the one atomic
   create-if-absent that the publish protocol commits with;
 - every error that survives the retries as one `StorageError` that names the operation, the
-  object, the S3 error code and what to check, and never a credential. The credentials in use are
-  also redacted from every boto3/botocore/s3transfer/urllib3 log record, because botocore logs
-  request headers (access key id, session token) at DEBUG.
+  object, the S3 error code and what to check, and never a credential (`s3_errors`). The
+  credentials in use are also redacted from every boto3/botocore/s3transfer/urllib3 log record
+  (`redact`), because botocore logs request headers (access key id, session token) at DEBUG.
 """
 
 from __future__ import annotations
@@ -24,35 +24,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.manager import TransferConfig, TransferManager
 
 from pipelines.config import Settings
 from pipelines.errors import ConfigError, StorageError
 from pipelines.storage.base import ObjectStore
+from pipelines.storage.s3_client import bucket_and_prefix, s3_client
+from pipelines.storage.s3_errors import (
+    CONFLICT,
+    NOT_FOUND,
+    Missing,
+    error_code,
+    http_status,
+    s3_error,
+)
 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-_CREDENTIAL_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-_AUTH_CODES = {
-    "AccessDenied",
-    "AllAccessDisabled",
-    "ExpiredToken",
-    "InvalidAccessKeyId",
-    "InvalidToken",
-    "SignatureDoesNotMatch",
-    "TokenRefreshRequired",
-}
-_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
-_CONFLICT = {"ConditionalRequestConflict"}  # 409: a concurrent conditional write; retry
 
 
 class S3Store(ObjectStore):
@@ -100,53 +90,13 @@ class S3Store(ObjectStore):
         `aws_session_token`) override boto3's default chain (environment, profile, instance role);
         the Airflow DAG passes them from an Airflow connection.
         """
-        uri = cfg.output.uri
-        if not uri.startswith("s3://"):
-            raise ConfigError(
-                f"output.uri {uri!r} is not an s3:// URI", fix="use s3://bucket/prefix"
-            )
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise ConfigError(f"output.uri {uri!r} names no bucket", fix="use s3://bucket/prefix")
+        bucket, prefix = bucket_and_prefix(cfg.output.uri)
         if cfg.output.sse_kms_key_id and cfg.output.sse != "aws:kms":
             raise ConfigError(
                 "output.sse_kms_key_id is set but output.sse is not 'aws:kms'",
                 fix="set output.sse: aws:kms, or remove output.sse_kms_key_id",
             )
-        creds = dict(credentials or {})
-        unknown = sorted(set(creds) - set(_CREDENTIAL_KEYS))
-        if unknown:  # names only: the values may be secrets
-            raise ConfigError(
-                f"unknown S3 credential field(s): {', '.join(unknown)}",
-                fix=f"pass only {', '.join(_CREDENTIAL_KEYS)}",
-            )
-        _redact_in_logs(*creds.values())
-        session = boto3.session.Session(
-            **{k: v for k, v in creds.items() if v}, region_name=cfg.s3.region
-        )
-        config = Config(
-            region_name=cfg.s3.region,
-            retries={"mode": "standard", "total_max_attempts": cfg.s3.max_attempts},
-            connect_timeout=cfg.s3.connect_timeout,
-            read_timeout=cfg.s3.read_timeout,
-            # MinIO/moto endpoints are not wildcard DNS: address buckets in the path.
-            s3={"addressing_style": "path"} if cfg.s3.endpoint_url else None,
-        )
-        client = session.client("s3", endpoint_url=cfg.s3.endpoint_url, config=config)
-        # The endpoint in use, not only the configured one: AWS_ENDPOINT_URL(_S3) and the AWS
-        # config file can point boto3 elsewhere when s3.endpoint_url is null.
-        in_use = str(client.meta.endpoint_url)
-        if cfg.s3.require_tls and not in_use.lower().startswith("https://"):
-            raise ConfigError(
-                f"S3 endpoint {in_use} is not https:// but s3.require_tls is true",
-                fix="use an https:// endpoint (s3.endpoint_url, or AWS_ENDPOINT_URL/"
-                "AWS_ENDPOINT_URL_S3 in the environment), or set s3.require_tls: false only "
-                "for a loopback test endpoint",
-            )
-        resolved = session.get_credentials()
-        if resolved is not None:
-            frozen = resolved.get_frozen_credentials()
-            _redact_in_logs(frozen.access_key, frozen.secret_key, frozen.token)
+        client = s3_client(cfg, credentials)
         return cls(
             client,
             bucket,
@@ -189,13 +139,13 @@ class S3Store(ObjectStore):
                 self.client.put_object(**args)
                 return True
             except ClientError as exc:
-                code, status = _code(exc), _status(exc)
+                code, status = error_code(exc), http_status(exc)
                 if code == "PreconditionFailed" or status == 412:
                     return False
-                if (code in _CONFLICT or status == 409) and attempt < self.max_attempts:
-                    time.sleep(_conflict_backoff(attempt))
+                if (code in CONFLICT or status == 409) and attempt < self.max_attempts:
+                    time.sleep(conflict_backoff(attempt))
                     continue
-                if code in _CONFLICT or status == 409:
+                if code in CONFLICT or status == 409:
                     break
                 self._raise("PutObject", key, exc)
             except BotoCoreError as exc:
@@ -219,7 +169,7 @@ class S3Store(ObjectStore):
                     return body.read()
                 finally:
                     body.close()
-        except _Missing:
+        except Missing:
             return None
 
     def list_keys(self, prefix: str) -> list[str]:
@@ -241,7 +191,7 @@ class S3Store(ObjectStore):
                 resp = self.client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
                 )
-            errors = [e for e in resp.get("Errors", []) if e.get("Code") not in _NOT_FOUND]
+            errors = [e for e in resp.get("Errors", []) if e.get("Code") not in NOT_FOUND]
             if errors:
                 first = errors[0]
                 raise StorageError(
@@ -256,7 +206,7 @@ class S3Store(ObjectStore):
         try:
             with self._errors("HeadObject", key, missing_ok=True):
                 head = self.client.head_object(Bucket=self.bucket, Key=self._full(key))
-        except _Missing:
+        except Missing:
             return None
         return float(head["LastModified"].timestamp())
 
@@ -281,7 +231,7 @@ class S3Store(ObjectStore):
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                     )
-            except _Missing:  # completed or aborted by someone else meanwhile
+            except Missing:  # completed or aborted by someone else meanwhile
                 continue
             aborted += 1
             log.info("aborted orphaned multipart upload of %s", self.url(key))
@@ -307,72 +257,24 @@ class S3Store(ObjectStore):
         try:
             yield
         except ClientError as exc:
-            if missing_ok and (_code(exc) in _NOT_FOUND | {"NoSuchUpload"} or _status(exc) == 404):
-                raise _Missing from None
+            if missing_ok and (
+                error_code(exc) in NOT_FOUND | {"NoSuchUpload"} or http_status(exc) == 404
+            ):
+                raise Missing from None
             self._raise(operation, key, exc)
         except BotoCoreError as exc:
             self._raise(operation, key, exc)
 
     def _raise(self, operation: str, key: str, exc: Exception) -> NoReturn:
         target = self.url(key) if key else self.uri
-        retryable = True
-        if isinstance(exc, ClientError):
-            code, status = _code(exc), _status(exc)
-            meta = exc.response.get("ResponseMetadata", {})
-            attempts = int(meta.get("RetryAttempts", 0)) + 1
-            message = exc.response.get("Error", {}).get("Message", "")
-            what = (
-                f"S3 {operation} on {target} failed: {code} (HTTP {status}) after "
-                f"{attempts} attempt(s): {message}"
-            )
-            if code in _AUTH_CODES or status in {401, 403}:
-                retryable = False
-                fix = (
-                    "check the S3 credentials (AWS_* environment variables or the Airflow "
-                    f"connection) and that they may access bucket {self.bucket!r}"
-                )
-            elif code == "NoSuchBucket":
-                retryable = False
-                fix = f"create bucket {self.bucket!r} or correct output.uri"
-            elif code.startswith("KMS") or code in {"InvalidArgument", "InvalidRequest"}:
-                retryable = False
-                fix = "check output.sse / output.sse_kms_key_id and the request parameters"
-            else:
-                fix = (
-                    "transient errors were already retried (s3.max_attempts); check "
-                    "s3.endpoint_url, the network and the service status, then retry"
-                )
-        elif isinstance(exc, NoCredentialsError | PartialCredentialsError):
-            retryable = False
-            what = f"S3 {operation} on {target} failed: no usable credentials ({exc})"
-            fix = (
-                "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or configure "
-                "the Airflow connection"
-            )
-        else:
-            what = (
-                f"S3 {operation} on {target} failed after up to {self.max_attempts} "
-                f"attempt(s): {type(exc).__name__}: {exc}"
-            )
-            fix = (
-                "check s3.endpoint_url, that the endpoint is up and reachable, and "
-                "s3.connect_timeout/read_timeout"
-            )
-        err = StorageError(_redact(what), where=self.endpoint, fix=fix)
-        err.retryable = retryable
-        raise err from exc
-
-
-class _Missing(Exception):
-    """Internal: the object (or upload) does not exist."""
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
-
-
-def _status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        raise s3_error(
+            operation,
+            target,
+            exc,
+            bucket=self.bucket,
+            max_attempts=self.max_attempts,
+            endpoint=self.endpoint,
+        ) from exc
 
 
 def _under(key: str, prefix: str) -> bool:
@@ -380,53 +282,6 @@ def _under(key: str, prefix: str) -> bool:
     return not prefix or key == prefix or key.startswith(prefix + "/")
 
 
-def _conflict_backoff(attempt: int) -> float:
+def conflict_backoff(attempt: int) -> float:
     """Full-jitter exponential backoff for 409 ConditionalRequestConflict, capped at 2 s."""
     return random.uniform(0, min(2.0, 0.1 * 2**attempt))
-
-
-# -- keeping credentials out of logs -----------------------------------------------------------
-
-_SECRETS: set[str] = set()
-_LOGGER_ROOTS = ("boto3", "botocore", "s3transfer", "urllib3", "pipelines")
-
-
-def _redact(text: str) -> str:
-    for secret in _SECRETS:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
-
-
-class _RedactSecrets(logging.Filter):
-    """Freezes each record's message with known credentials masked; never drops a record.
-
-    Freezing (message formatted now, args dropped) matters: a handler formatting later would
-    render mutable args (request objects) as they are then, not as they were checked.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _SECRETS:
-            try:
-                message = record.getMessage()
-            except Exception:  # a malformed record: leave it to logging's own error path
-                return True
-            record.msg, record.args = _redact(message), None
-        return True
-
-
-_FILTER = _RedactSecrets()
-
-
-def _redact_in_logs(*secrets: str | None) -> None:
-    """Remember `secrets` and filter them out of the AWS-stack loggers that exist now.
-
-    Logger filters apply only to records created on that very logger, so the filter goes on each
-    module logger under the roots (they exist once boto3 has built a client).
-    """
-    _SECRETS.update(s for s in secrets if s and len(s) >= 4)
-    names = [n for n in list(logging.Logger.manager.loggerDict) if n.split(".")[0] in _LOGGER_ROOTS]
-    for name in {*names, *_LOGGER_ROOTS}:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)

@@ -1,0 +1,116 @@
+"""Loading a GX ExpectationSuite JSON file from `validation/` into a checked `Suite`.
+
+A suite that cannot be run exactly by the streaming gate is refused here, at load time, with one
+ConfigError naming the file, so a run never starts with a gate that would skip something.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import ConfigError
+from pipelines.quality.spec import ExpectationSpec, classify, expectation_items
+
+
+class Suite:
+    """A parsed, checked suite: the GX ExpectationSuite plus our classification of each entry.
+
+    Pickles as its JSON (the GX objects are rebuilt lazily), so it is cheap to ship to workers.
+    """
+
+    def __init__(self, raw: dict[str, Any], source: str) -> None:
+        self.source = source
+        self.raw = raw
+        self.name: str = raw["name"]
+        self.specs: tuple[ExpectationSpec, ...] = classify(raw, source)
+        canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+        self.digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        uniques = [s for s in self.specs if s.type == "expect_column_values_to_be_unique"]
+        if len({s.column for s in uniques}) > 1:
+            raise ConfigError(
+                f"suite {self.name!r} checks uniqueness of several columns "
+                f"{sorted({str(s.column) for s in uniques})}; the streaming gate supports one "
+                "(the ID column)",
+                where=source,
+            )
+        self.unique_column: str | None = uniques[0].column if uniques else None
+        self._gx_suites: dict[tuple[str, ...], Any] | None = None
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def __repr__(self) -> str:
+        return f"Suite({self.name!r}, {len(self)} expectations, from {self.source})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"raw": self.raw, "source": self.source}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["raw"], state["source"])  # type: ignore[misc]
+
+    @property
+    def gx_specs(self) -> tuple[ExpectationSpec, ...]:
+        """The expectations GX runs on every batch (schema and row-level)."""
+        return tuple(s for s in self.specs if s.kind != "aggregate")
+
+    def gx_suite(self, ids: tuple[str, ...] | None = None) -> Any:
+        """The GX ExpectationSuite of `gx_specs` (or of the given ids), built once per process."""
+        key = ids if ids is not None else tuple(s.id for s in self.gx_specs)
+        if self._gx_suites is None:
+            self._gx_suites = {}
+        if key not in self._gx_suites:
+            from great_expectations.core import ExpectationSuite
+
+            items = {e["id"]: e for e in expectation_items(self.raw)}
+            entries = [items[i] for i in key]
+            suite = ExpectationSuite(name=self.name, expectations=entries)
+            if len(suite.expectations) != len(entries):  # GX logs and drops invalid entries
+                raise ConfigError(
+                    f"GX accepted {len(suite.expectations)} of {len(entries)} expectations",
+                    where=self.source,
+                )
+            self._gx_suites[key] = suite
+        return self._gx_suites[key]
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and check a GX ExpectationSuite JSON file; every problem is one ConfigError.
+
+    Refused: unreadable JSON, unknown expectation types, invalid kwargs (checked by GX's own
+    models), types the streaming gate cannot evaluate exactly or route, `row_condition`, `mostly`
+    below 1 on a routed expectation, and suite parameters (`$PARAMETER`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"expectation suite {path} not found",
+            fix="check validation.input_suite / validation.output_suite in params.yaml",
+        )
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"expectation suite is not valid JSON: {exc}", where=str(path)) from None
+    return parse_suite(raw, str(path))
+
+
+def parse_suite(raw: Any, source: str = "<suite>") -> Suite:
+    """Like `load_suite`, for a suite already parsed from JSON (`source` names it in errors)."""
+    if not isinstance(raw, dict):
+        raise ConfigError("an expectation suite must be a JSON object", where=source)
+    raw = dict(raw)
+    if not raw.get("name"):
+        raw["name"] = Path(source).stem or "suite"
+    if not isinstance(raw.get("expectations"), list):
+        raise ConfigError(
+            'an expectation suite needs an "expectations" list (GX ExpectationSuite JSON)',
+            where=source,
+        )
+    if not raw["expectations"]:
+        raise ConfigError(
+            "the suite has no expectations: a gate that checks nothing cannot fail",
+            where=source,
+        )
+    return Suite(raw, source)

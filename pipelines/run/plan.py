@@ -1,0 +1,232 @@
+"""A run's plan: everything fixed before any row is read, and what each shard hands back.
+
+Plans and results are pydantic models that round-trip through JSON, so the Airflow DAG can pass
+them between tasks over XCom.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from pipelines.config import Settings
+from pipelines.data.contract import Contract, check_contract
+from pipelines.data.git import head_commit
+from pipelines.data.proof import InputProof, prove_input
+from pipelines.data.source import InputInfo, Shard, inspect_input, plan_shards
+from pipelines.errors import InputDataError, PublishConflictError
+from pipelines.model.artifact import LoadedModel
+from pipelines.publish.commit import OTHER_KEY_OR_OVERWRITE, read_manifest
+from pipelines.publish.keys import staging_prefix
+from pipelines.publish.manifest import InputRef, ModelRef, PartInfo
+from pipelines.publish.manifest import fingerprint as make_fingerprint
+from pipelines.run.pinned import load_pinned_model
+from pipelines.run.scoring import ScoreTarget, score_target
+from pipelines.storage.hashing import sha256_file
+from pipelines.storage.open import open_store
+
+log = logging.getLogger(__name__)
+
+
+class RunPlan(BaseModel):
+    """Everything the shard workers and the commit need, fixed before any row is read."""
+
+    run_key: str
+    attempt_id: str
+    model: ModelRef
+    input: InputRef
+    input_columns: dict[str, str]
+    row_group_rows: list[int]
+    row_group_spans: list[list[int]] = []
+    input_proof: dict[str, Any] = {}
+    shards: list[dict[str, Any]]
+    contract: dict[str, Any]
+    score_target: dict[str, Any] = {}
+    fingerprint: str
+    staging_prefix: str
+    already_published: bool = False
+    started_at: float
+    plan_seconds: float = 0.0
+
+
+class ShardResult(BaseModel):
+    """What one shard produced: its parts, counts, quality state and timings."""
+
+    shard: int
+    rows_in: int
+    rows_scored: int
+    rows_quarantined: int
+    chunks: int
+    parts: list[PartInfo]
+    histogram: list[int]
+    quarantine_reasons: dict[str, int]
+    gates: dict[str, dict[str, Any]] = {}  # gate name -> its GateState as JSON
+    ids_keys: dict[str, str] = {}  # gate name -> staged .npy of sorted ID hashes
+    timings: dict[str, float]
+
+
+def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = None) -> RunPlan:
+    """Check everything that can be checked without reading rows, then fix the shards.
+
+    Fails here (nothing written) on bad input files, a model that is not the pinned one, an input
+    whose columns do not fit the model, unreadable suites, or a run key already published with
+    other inputs (unless overwrite).
+    """
+    started = time.time()
+    model = load_pinned_model(cfg)
+    info = inspect_input(cfg.data.path, cfg.data.resolved_format)
+    contract = check_contract(info, model, cfg.data.id_column, tuple(cfg.data.csv_null_values))
+    target = score_target(model.classes, cfg.model.positive_class)
+    suites = _suite_hashes(cfg)
+    shards = plan_shards(info, cfg.score.shard_rows)
+    proof = prove_input(info, shards)
+    input_ref = _input_ref(cfg, info, proof, git_rev, dvc_md5)
+    model_ref = _model_ref(cfg, model)
+    fp = make_fingerprint(
+        input=input_ref.sha256,
+        model=model.sha256,
+        suites=suites,
+        contract=asdict(contract),
+        score=asdict(target),
+        shard_rows=cfg.score.shard_rows,
+        run_key=cfg.run_key,
+        validation=cfg.validation.enabled,
+    )
+    attempt = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    plan = RunPlan(
+        run_key=cfg.run_key,
+        attempt_id=attempt,
+        model=model_ref,
+        input=input_ref,
+        input_columns=info.columns,
+        row_group_rows=list(info.row_group_rows),
+        row_group_spans=[list(span) for span in info.row_group_spans],
+        input_proof=asdict(proof),
+        shards=[asdict(s) for s in shards],
+        contract=asdict(contract),
+        score_target=asdict(target),
+        fingerprint=fp,
+        staging_prefix=staging_prefix(model_ref.name, cfg.run_key, attempt),
+        started_at=started,
+    )
+    plan.already_published = _already_published(cfg, model_ref.name, fp)
+    plan.plan_seconds = round(time.time() - started, 3)
+    _log_plan(plan, info, len(shards))
+    return plan
+
+
+def shard_inputs(
+    plan: RunPlan, index: int
+) -> tuple[Contract, ScoreTarget, InputInfo, Shard, InputProof]:
+    """Rebuild, from the plan's JSON, what one shard needs (the plan may come over XCom)."""
+    contract = Contract(
+        **{
+            **plan.contract,
+            "features": tuple(plan.contract["features"]),
+            "numeric": tuple(plan.contract["numeric"]),
+            "null_values": tuple(plan.contract.get("null_values", ("",))),
+        }
+    )
+    target = ScoreTarget(**{**plan.score_target, "classes": tuple(plan.score_target["classes"])})
+    info = InputInfo(
+        Path(plan.input.path),
+        plan.input.format,
+        plan.input_columns,
+        plan.input.rows if plan.input.format == "parquet" else None,
+        tuple(plan.row_group_rows),
+        tuple((a, b) for a, b in plan.row_group_spans),
+    )
+    raw = plan.shards[index]
+    shard = Shard(
+        index=raw["index"],
+        row_groups=None if raw["row_groups"] is None else tuple(raw["row_groups"]),
+        rows=raw["rows"],
+        span=None if raw.get("span") is None else tuple(raw["span"]),
+    )
+    p = plan.input_proof
+    proof = InputProof(**{**p, "shard_sha256": tuple(p.get("shard_sha256", ()))})
+    return contract, target, info, shard, proof
+
+
+def _input_ref(
+    cfg: Settings,
+    info: InputInfo,
+    proof: InputProof,
+    git_rev: str | None,
+    dvc_md5: str | None,
+) -> InputRef:
+    """Which data this run reads, as the manifest records it (the git rev of the project)."""
+    return InputRef(
+        path=str(cfg.data.path),
+        format=info.format,
+        sha256=proof.sha256,
+        bytes=proof.size,
+        rows=info.num_rows if info.num_rows is not None else proof.csv_records,
+        git_rev=git_rev or head_commit(cfg.root),
+        dvc_md5=dvc_md5,
+    )
+
+
+def _model_ref(cfg: Settings, model: LoadedModel) -> ModelRef:
+    return ModelRef(
+        name=cfg.output.model_name or model.name,
+        version=model.version,
+        sha256=model.sha256,
+        path=str(cfg.model.path),
+        sklearn_version=model.card.get("sklearn_version"),
+    )
+
+
+def _already_published(cfg: Settings, model_name: str, fingerprint: str) -> bool:
+    """True if this very run (same fingerprint) is published; refuse other published inputs."""
+    existing = read_manifest(open_store(cfg), model_name, cfg.run_key)
+    if existing is None or cfg.run.dry_run:
+        return False
+    if existing.fingerprint == fingerprint:
+        return True
+    if not cfg.run.overwrite:
+        raise PublishConflictError(
+            f"run {cfg.run_key} of model {model_name} is already published from other "
+            f"inputs (input {existing.input.sha256[:12]}, model {existing.model.version})",
+            fix=OTHER_KEY_OR_OVERWRITE,
+        )
+    return False
+
+
+def _suite_hashes(cfg: Settings) -> dict[str, str | None]:
+    """The suites' sha256, for the fingerprint; a missing or malformed suite fails the plan."""
+    if not cfg.validation.enabled:
+        return {}
+    out: dict[str, str | None] = {}
+    for name in ("input_suite", "output_suite"):
+        path = getattr(cfg.validation, name)
+        if path is None or not path.is_file():
+            raise InputDataError(
+                f"validation.{name} {path} not found",
+                fix="point it at a GX suite JSON file, or set validation.enabled: false",
+            )
+        from pipelines.quality.suite import load_suite
+
+        load_suite(path)  # fail at plan time on a malformed suite
+        out[name] = sha256_file(path)
+    return out
+
+
+def _log_plan(plan: RunPlan, info: InputInfo, shards: int) -> None:
+    log.info(
+        "plan: run %s, model %s (%s), input %s: %s rows in %d shard(s)%s",
+        plan.run_key,
+        plan.model.name,
+        plan.model.version,
+        Path(plan.input.path).name,
+        f"{info.num_rows:,}" if info.num_rows is not None else "?",
+        shards,
+        ", already published: nothing to do" if plan.already_published else "",
+    )

@@ -1,0 +1,112 @@
+"""The local process pool: one worker process per core scores shards, each pinned to its CPU.
+
+Workers are forked where the OS can, so they inherit the imported libraries and the verified
+model instead of loading them again (bench/README.md). Progress comes back over a queue.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from pipelines.config import Settings
+from pipelines.progress import Progress
+from pipelines.run.plan import RunPlan, ShardResult
+from pipelines.run.shard import score_shard
+
+_progress_queue: Any = None  # set in each worker by `init_worker`
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def score_in_pool(
+    cfg: Settings, plan: RunPlan, workers: int, progress: Progress
+) -> list[ShardResult]:
+    """Score every shard of the plan on `workers` processes; the first failure stops them all."""
+    # fork: workers inherit the imported libraries (sklearn, pyarrow, GX cost seconds of CPU to
+    # import) and the verified model, instead of loading them again; spawn where there is no fork.
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(method)
+    if method == "fork" and cfg.validation.enabled:
+        import great_expectations  # noqa: F401  (imported once, here, for every worker)
+    queue = ctx.Queue()
+    slots = ctx.Value("i", 0) if cfg.score.pin_workers else None
+    # Spawned children read these when their OpenMP/BLAS runtimes load: one thread per process.
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))
+
+    def drain() -> None:
+        while (rows := queue.get()) is not None:
+            progress.update(rows)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    try:
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=init_worker, initargs=(queue, slots)
+        ) as pool:
+            futures = [pool.submit(_worker, cfg, plan, i) for i in range(len(plan.shards))]
+            reader.start()  # only once the workers exist: never fork with a live thread of ours
+            try:
+                return [f.result() for f in futures]
+            except BaseException:  # a failed shard, or SIGTERM: stop the others now
+                _stop(pool)
+                raise
+    finally:
+        if not reader.is_alive():
+            reader.start()  # so the sentinel below is consumed
+        _restore(saved)
+        queue.put(None)
+        reader.join(timeout=5)
+
+
+def init_worker(queue: Any, slots: Any) -> None:
+    """Set up one pool worker: single-threaded BLAS/OpenMP, progress queue, own CPU if pinned."""
+    global _progress_queue
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # one process per core; BLAS/OpenMP threads would oversubscribe
+    _progress_queue = queue
+    if slots is not None:
+        pin_to_own_cpu(slots)
+
+
+def pin_to_own_cpu(slots: Any) -> int | None:
+    """Pin this worker to the next CPU of the pool's allowed set; returns the CPU.
+
+    Left to the scheduler, two busy workers on two cores keep trading places with each other and
+    with the parent, and every move starts the model's trees over in a cold L1/L2 cache: measured
+    on 2 cores, the same work took 12% more CPU (bench/README.md). `slots` is a shared counter.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    with slots.get_lock():
+        k = slots.value
+        slots.value += 1
+    cpu = cpus[k % len(cpus)]
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def _worker(cfg: Settings, plan: RunPlan, index: int) -> ShardResult:
+    return score_shard(cfg, plan, index, _progress_queue.put if _progress_queue else None)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Kill the workers and wait for them: dead before the caller discards the staging."""
+    children = mp.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout=10)
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

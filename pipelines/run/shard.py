@@ -1,0 +1,253 @@
+"""Score one shard: read it in batches, check, quarantine and score each, stage its parts.
+
+Memory is bounded by the batch, not the shard: every batch is written to the shard's Parquet
+parts as soon as it is scored, and the gates keep only mergeable aggregates and ID hashes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pipelines.config import Settings
+from pipelines.data.contract import Contract, prepare_batch
+from pipelines.data.proof import check_shard_bytes, check_unchanged
+from pipelines.data.read import BadLines, read_batches, reconcile_csv
+from pipelines.data.source import InputInfo, Shard
+from pipelines.errors import InputDataError
+from pipelines.model.artifact import LoadedModel
+from pipelines.publish.keys import ids_key, part_key
+from pipelines.publish.manifest import PartInfo
+from pipelines.publish.parts import PartWriter, stage_part
+from pipelines.quality.uniqueness import save_part
+from pipelines.run.pinned import load_pinned_model
+from pipelines.run.plan import RunPlan, ShardResult, shard_inputs
+from pipelines.run.quarantine import (
+    merge_reasons,
+    quarantine_table,
+    reason_keys,
+    write_bad_lines,
+)
+from pipelines.run.scoring import (
+    HISTOGRAM_BINS,
+    NAN_REASON,
+    MissingValuesRefused,
+    ScoreTarget,
+    histogram,
+    missing_rows,
+    score_chunk,
+)
+from pipelines.storage.base import ObjectStore
+from pipelines.storage.open import open_store
+
+PART_KINDS = ("scores", "quarantine", "badlines")  # a shard's parts, in the manifest's order
+BAD_LINE_REASON = "csv line with wrong field count"
+
+
+def score_shard(
+    cfg: Settings,
+    plan: RunPlan,
+    index: int,
+    on_rows: Callable[[int], None] | None = None,
+) -> ShardResult:
+    """Validate and score one shard in bounded memory; stage its parts in the object store."""
+    t_start = time.perf_counter()
+    store = open_store(cfg)
+    model = load_pinned_model(cfg)
+    contract, target, info, shard, proof = shard_inputs(plan, index)
+    # Prove the bytes are the planned ones before any work, and again (unchanged) after.
+    stat_before = check_shard_bytes(info, shard, proof)
+    gates = _gates(cfg, contract.id_column)
+    chunk = cfg.score.chunk_size
+    batch_rows = max(cfg.validation.batch_rows if gates else chunk, chunk)
+    scoring = _Scoring(model, contract, target, plan.run_key, chunk, gates)
+
+    with tempfile.TemporaryDirectory(prefix="batchscore-") as tmp:
+        run = _ShardRun(scoring, store, plan.staging_prefix, index, Path(tmp))
+        bad_lines = BadLines()
+        batches = read_batches(info, shard, batch_rows, bad_lines, contract.id_column)
+        while True:
+            with run.timed("read"):
+                raw = next(batches, None)
+            write_bad_lines(run.writers["badlines"], bad_lines)
+            if raw is None:
+                break
+            run.batch(raw)
+            if on_rows:
+                on_rows(len(raw))
+        check_unchanged(info, shard, stat_before)
+        reconcile_csv(info, proof, run.rows_in, bad_lines)
+        _check_parquet_rows(info, shard, index, run.rows_in)
+        run.count_bad_lines(bad_lines.count)
+        with run.timed("upload"):
+            parts = run.stage_parts()
+            ids_keys = run.stage_ids()
+    run.timings["total"] = time.perf_counter() - t_start
+    return run.result(parts, ids_keys)
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """What every batch of a shard is checked and scored with."""
+
+    model: LoadedModel
+    contract: Contract
+    target: ScoreTarget
+    run_key: str
+    chunk: int  # rows per predict_proba call
+    gates: dict[str, Any]  # gate name -> StreamingGate; empty when validation is off
+
+
+class _ShardRun:
+    """One shard in progress: its part writers, running counts, histogram and timings."""
+
+    def __init__(
+        self, scoring: _Scoring, store: ObjectStore, staging: str, index: int, tmp: Path
+    ) -> None:
+        self.s, self.store, self.staging, self.index, self.tmp = scoring, store, staging, index, tmp
+        self.writers = {kind: PartWriter(self._local(self._key(kind))) for kind in PART_KINDS}
+        self.hist = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+        self.reasons: Counter[str] = Counter()
+        self.timings: Counter[str] = Counter()
+        self.rows_in = self.rows_scored = self.rows_quarantined = self.chunks = 0
+
+    def _key(self, kind: str) -> str:
+        return part_key(self.staging, kind, self.index)
+
+    def _local(self, key: str) -> Path:
+        """Where the object is written first: in place for a local store, else a temp file."""
+        return self.store.local_path(key) or self.tmp / key
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        t = time.perf_counter()
+        yield
+        self.timings[stage] += time.perf_counter() - t
+
+    def batch(self, raw: pd.DataFrame) -> None:
+        """Check one batch as read; quarantine the rows that fail, score the others."""
+        self.rows_in += len(raw)
+        with self.timed("prepare"):
+            frame, reasons = prepare_batch(raw, self.s.contract)
+        gates = self.s.gates
+        if gates:
+            with self.timed("validate"):
+                outcome = gates["input"].check_batch(frame, already_quarantined=reasons != "")
+            reasons = merge_reasons(reasons, outcome.bad_mask, outcome.reasons)
+        bad = reasons != ""
+        if bad.any():
+            with self.timed("write"):
+                self._quarantine(raw.loc[bad], reasons[bad])  # as read
+                frame = frame.loc[~bad]
+        chunk = self.s.chunk
+        scored = [self._score(raw, frame.iloc[i : i + chunk]) for i in range(0, len(frame), chunk)]
+        if gates and scored:
+            with self.timed("validate"):
+                gates["output"].check_batch(pa.concat_tables(scored).to_pandas())
+
+    def _quarantine(self, rows: pd.DataFrame, reasons: np.ndarray) -> None:
+        self.writers["quarantine"].write(quarantine_table(rows, reasons))
+        self.rows_quarantined += len(rows)
+        self.reasons.update(reason_keys(reasons))
+
+    def _score(self, raw: pd.DataFrame, part: pd.DataFrame) -> pa.Table:
+        """Score one chunk and write it to the scores part."""
+        with self.timed("predict"):
+            table = self._predict(raw, part)
+        with self.timed("write"):
+            self.writers["scores"].write(table)
+            self.hist += histogram(table.column("score").to_numpy())
+        self.rows_scored += table.num_rows
+        self.chunks += 1
+        return table
+
+    def _predict(self, raw: pd.DataFrame, part: pd.DataFrame) -> pa.Table:
+        s = self.s
+        try:
+            return score_chunk(s.model, part, s.contract, s.run_key, s.target)
+        except MissingValuesRefused:
+            # sklearn refused before predicting anything: quarantine the rows with
+            # missing values (as read, with a reason) and score the others
+            nan = missing_rows(part, s.contract)
+            if not nan.any():
+                raise
+            labels = part.index[nan]
+            self._quarantine(raw.loc[labels], np.full(len(labels), NAN_REASON))
+            return score_chunk(s.model, part.loc[~nan], s.contract, s.run_key, s.target)
+
+    def count_bad_lines(self, count: int) -> None:
+        """CSV lines that split into the wrong number of fields: read and quarantined rows."""
+        if count:
+            self.reasons.update([BAD_LINE_REASON] * count)
+            self.rows_in += count
+            self.rows_quarantined += count
+
+    def stage_parts(self) -> list[PartInfo]:
+        """Close the parts and upload those with rows (an empty part is never created)."""
+        for kind in ("badlines", "scores", "quarantine"):
+            self.writers[kind].close()
+        parts = []
+        for kind in PART_KINDS:
+            key = self._key(kind)
+            path = self._local(key)
+            if path.exists():
+                rows = self.writers[kind].rows
+                parts.append(stage_part(self.store, path, key, kind, self.index, rows))
+        return parts
+
+    def stage_ids(self) -> dict[str, str]:
+        """Upload each gate's sorted ID hashes, for the run-level uniqueness check."""
+        keys = {}
+        for gate_name, gate in self.s.gates.items():
+            key = keys[gate_name] = ids_key(self.staging, gate_name, self.index)
+            save_part(self._local(key), gate.id_hashes())
+            self.store.put_file(self._local(key), key)
+        return keys
+
+    def result(self, parts: list[PartInfo], ids_keys: dict[str, str]) -> ShardResult:
+        return ShardResult(
+            shard=self.index,
+            rows_in=self.rows_in,
+            rows_scored=self.rows_scored,
+            rows_quarantined=self.rows_quarantined,
+            chunks=self.chunks,
+            parts=parts,
+            histogram=self.hist.tolist(),
+            quarantine_reasons=dict(self.reasons.most_common(50)),
+            gates={name: gate.finish().to_json() for name, gate in self.s.gates.items()},
+            ids_keys=ids_keys,
+            timings={k: round(v, 4) for k, v in self.timings.items()},
+        )
+
+
+def _gates(cfg: Settings, id_column: str) -> dict[str, Any]:
+    """The streaming GX gates of one shard, by name; none when validation is off."""
+    if not cfg.validation.enabled:
+        return {}
+    from pipelines.quality.gate import StreamingGate
+    from pipelines.quality.suite import load_suite
+
+    return {
+        "input": StreamingGate(load_suite(cfg.validation.input_suite), id_column),
+        "output": StreamingGate(load_suite(cfg.validation.output_suite), "id"),
+    }
+
+
+def _check_parquet_rows(info: InputInfo, shard: Shard, index: int, rows_in: int) -> None:
+    """A Parquet shard yields exactly the rows its row groups' footers promise."""
+    if shard.rows is not None and info.format == "parquet" and rows_in != shard.rows:
+        raise InputDataError(
+            f"shard {index} of {info.path} yielded {rows_in:,} rows, its row groups hold "
+            f"{shard.rows:,}",
+            fix="the file is inconsistent with its own footer; re-export it",
+        )
