@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "matplotlib",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from pipelines.run.termination import Terminated, install
+    from pipelines.termination import Terminated, install
 
     install()
     try:

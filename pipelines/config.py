@@ -19,7 +19,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipelines.errors import ConfigError
-from pipelines.model.card import card_path_for
 
 ENV_PREFIX = "BATCHSCORE__"
 # Shared with the DAG's trigger form (dags/batchscore_support.py), which imports them cheaply.
@@ -106,6 +105,11 @@ class ModelParams(_Section):
     @property
     def card_path(self) -> Path:
         return self.card or card_path_for(self.path)
+
+
+def card_path_for(model_path: Path) -> Path:
+    """A model's default card: beside it, all suffixes gone (`m.tar.skops` → `m.card.json`)."""
+    return model_path.with_name(model_path.name.split(".")[0] + ".card.json")
 
 
 def usable_cpus() -> int:

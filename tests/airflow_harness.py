@@ -34,6 +34,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from tests.paths import ROOT
+
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "e2e-admin-password"
 TERMINAL_RUN_STATES = {"success", "failed"}
@@ -411,9 +413,8 @@ def build_project(
     from pipelines.data.demo import write_dataset
     from pipelines.model.train import train_model
 
-    repo = Path(__file__).resolve().parents[1]
     root.mkdir(parents=True, exist_ok=True)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["generate"].update(
         train_rows=2_000,
         score_rows=rows,
@@ -427,7 +428,7 @@ def build_project(
     params["score"].update(chunk_size=500, workers=1, shard_rows=shard_rows, progress="off")
     params["validation"]["enabled"] = validation
     for suite in ("input_suite", "output_suite"):
-        params["validation"][suite] = str(repo / params["validation"][suite])
+        params["validation"][suite] = str(ROOT / params["validation"][suite])
     params["output"]["uri"] = output_uri or f"file://{root / 'out'}"
     params["s3"]["endpoint_url"] = s3_endpoint
     path = root / "params.yaml"

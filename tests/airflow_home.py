@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-DAGS = Path(__file__).resolve().parents[1] / "dags"
+from tests.paths import DAGS
 
 
 def use_throwaway_home() -> None:

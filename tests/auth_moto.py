@@ -20,7 +20,7 @@ from pathlib import Path
 
 import boto3
 
-from tests.s3_fixtures import REGION, _free_port, _moto_server_bin, stop_process
+from tests.s3_fixtures import REGION, free_port, moto_server_bin, stop_process
 
 ALLOW_ALL = {
     "Version": "2012-10-17",
@@ -55,11 +55,11 @@ def _post(endpoint: str, path: str, body: bytes) -> None:
 @contextlib.contextmanager
 def auth_moto(log_dir: Path) -> Iterator[AuthMoto]:
     """Start an authenticating moto server; yield its endpoint and its one valid key."""
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     with open(log_dir / "auth-moto.log", "ab") as log:
         proc = subprocess.Popen(
-            [_moto_server_bin(), "-H", "127.0.0.1", "-p", str(port)],
+            [moto_server_bin(), "-H", "127.0.0.1", "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

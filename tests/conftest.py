@@ -16,12 +16,13 @@ import yaml
 
 from pipelines.config import Settings, load_config
 from pipelines.data.demo import write_dataset
+from tests.paths import ROOT
 
-pytest_plugins = ["tests.s3_fixtures"]
+# fixture modules shared by several test folders (s3_fixtures first: dvc_fixtures uses it)
+pytest_plugins = ["tests.s3_fixtures", "tests.dvc_fixtures"]
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")

@@ -44,13 +44,13 @@ REGION = "us-east-1"
 TEST_BUCKET = "batchscore-test"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _moto_server_bin() -> str:
+def moto_server_bin() -> str:
     beside = Path(sys.executable).with_name("moto_server")
     found = str(beside) if beside.exists() else shutil.which("moto_server")
     if not found:
@@ -103,11 +103,11 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start `moto_server` on a free port; yield its endpoint URL; stop it at session end."""
     log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
     for _ in range(3):  # the free port may be taken between probe and bind: try another
-        port = _free_port()
+        port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                [_moto_server_bin(), "-H", "127.0.0.1", "-p", str(port)],
+                [moto_server_bin(), "-H", "127.0.0.1", "-p", str(port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -373,4 +373,4 @@ def blackhole_endpoint() -> Iterator[str]:
 @pytest.fixture
 def refused_endpoint() -> str:
     """An endpoint where nothing listens: connections are refused at once."""
-    return f"http://127.0.0.1:{_free_port()}"
+    return f"http://127.0.0.1:{free_port()}"

@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.config import load_config
 from pipelines.errors import ConfigError
-from tests.conftest import ROOT
+from tests.paths import ROOT
 
 
 def test_defaults_load_and_resolve_paths_next_to_params_file() -> None:

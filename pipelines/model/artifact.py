@@ -17,9 +17,9 @@ import numpy as np
 import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
 
+from pipelines.config import card_path_for
 from pipelines.errors import ModelIntegrityError
 from pipelines.model.canonical import canonicalize_skops
-from pipelines.model.card import card_path_for
 from pipelines.storage.hashing import sha256_file
 
 # Types beyond skops' own defaults that a scikit-learn pipeline of ours needs; users extend the

@@ -12,7 +12,6 @@ from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from pipelines.config import Settings
-from pipelines.data.demo import ID_COLUMN, TIME_COLUMN
 from pipelines.errors import InputDataError
 from pipelines.model.artifact import save_model
 from pipelines.model.build import build_pipeline, feature_kinds
@@ -32,7 +31,9 @@ def train_model(cfg: Settings, data_path: Path | None = None) -> dict[str, Any]:
     label = cfg.train.label_column
     if label not in frame.columns:
         raise InputDataError(f"training data has no label column {label!r}", where=str(path))
-    drop = [c for c in (label, ID_COLUMN, cfg.data.id_column, TIME_COLUMN) if c in frame.columns]
+    # Not features: the label, the ID, and timestamps (the demo model takes numbers and categories).
+    times = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    drop = [c for c in (label, cfg.data.id_column, *times) if c in frame.columns]
     x, y = frame.drop(columns=drop), frame[label]
     features = feature_kinds(x)
     numeric = [f.name for f in features if f.kind == "numeric"]

@@ -21,8 +21,8 @@ from pydantic import ValidationError
 from pipelines.errors import PublishConflictError, StorageError
 from pipelines.publish.keys import attempts_prefix, manifest_key, manifest_run, staging_prefix
 from pipelines.publish.manifest import RunManifest
-from pipelines.run.termination import commit_shield
 from pipelines.storage.base import ObjectStore
+from pipelines.termination import commit_shield
 
 log = logging.getLogger(__name__)
 FAULT_ENV = "BATCHSCORE_FAULT_AT"  # test hook: SIGKILL ourselves at a named point

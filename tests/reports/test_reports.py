@@ -19,8 +19,7 @@ from pipelines.quality.suite import load_suite
 from pipelines.quality.verdict import merge_verdict
 from pipelines.reports.build import build_report, render_json
 from pipelines.reports.html import render_html
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import ROOT
 
 
 class _Page(HTMLParser):

@@ -29,11 +29,11 @@ import pytest
 
 from tests.airflow_harness import AirflowStandalone, build_project
 from tests.auth_moto import AuthMoto, auth_moto
+from tests.paths import DAGS
 from tests.s3_fixtures import REGION
 
 pytestmark = [pytest.mark.airflow_e2e, pytest.mark.timeout(420)]
 
-REPO = Path(__file__).resolve().parents[1]
 DAG_ID = "batchscore"
 BUCKET = "batchscore-reliability"
 CONN_ID = "batchscore_s3"
@@ -99,7 +99,7 @@ def airflow(
     (home / "config" / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
     nowhere = str(home / "no-aws-files")
     af = AirflowStandalone(
-        REPO / "dags",
+        DAGS,
         home,
         env={
             "BATCHSCORE_PARAMS": str(project),

@@ -38,10 +38,10 @@ from pipelines.storage.base import ObjectStore
 from pipelines.storage.hashing import sha256_file
 from pipelines.storage.open import open_store
 from pipelines.storage.s3 import MiB, S3Store
+from tests.paths import ROOT
+from tests.publish.attempts import inputs
 from tests.s3_fixtures import TEST_BUCKET, FaultInjector
-from tests.test_publish_local import inputs
 
-ROOT = Path(__file__).resolve().parent.parent
 RUN_KEY = "test-run"
 NO_GX = {"validation.enabled": False}
 MakeCfg = Callable[..., Settings]

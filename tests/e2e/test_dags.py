@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DAGS = REPO / "dags"
+from tests.paths import DAGS, ROOT
+
 DAG_ID = "batchscore"
 
 from tests.airflow_home import use_throwaway_home  # noqa: E402
@@ -36,8 +36,6 @@ PARSE_TIME_PIPELINES = {
     "pipelines",
     "pipelines.config",
     "pipelines.errors",
-    "pipelines.model",
-    "pipelines.model.card",
 }
 
 # Run in a fresh interpreter: what the dag-processor sees, with no test imports around and every
@@ -122,7 +120,7 @@ def support():
 def test_dag_shape(dag) -> None:
     import yaml
 
-    cron = yaml.safe_load((REPO / "params.yaml").read_text())["schedule"]["cron"]
+    cron = yaml.safe_load((ROOT / "params.yaml").read_text())["schedule"]["cron"]
     assert dag.timetable.expression == cron
     assert dag.catchup is False
     assert dag.max_active_runs == 1

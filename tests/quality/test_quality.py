@@ -8,7 +8,6 @@ import json
 import pickle
 import tracemalloc
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,11 +19,11 @@ from pipelines.quality.gate import GateConsistencyError, StreamingGate
 from pipelines.quality.state import GateState
 from pipelines.quality.suite import Suite, load_suite, parse_suite
 from pipelines.quality.verdict import QualityVerdict, merge_verdict
+from tests.paths import FIXTURES, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 INPUT_SUITE = ROOT / "validation" / "input_suite.json"
 OUTPUT_SUITE = ROOT / "validation" / "output_suite.json"
-CANARY = Path(__file__).parent / "fixtures" / "canary_bad.csv"
+CANARY = FIXTURES / "canary_bad.csv"
 ID = "customer_id"
 
 

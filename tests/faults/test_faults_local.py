@@ -26,9 +26,7 @@ import pytest
 from pipelines.data.demo import write_dataset
 from pipelines.errors import SchemaMismatchError
 from pipelines.run.plan import plan_run
-from tests.test_trust import published, score_cli, their_data, their_model
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.faults.user_inputs import published, score_cli, their_data, their_model
 
 
 @pytest.fixture
@@ -221,7 +219,7 @@ def test_row40_sigterm_during_the_manifest_write_waits_for_the_commit(
 ) -> None:
     """A real SIGTERM delivered while the manifest is written: the run is published and the
     stop is not turned into a failure of a published run."""
-    from pipelines.run import termination
+    from pipelines import termination
     from pipelines.run.pipeline import run_pipeline
     from pipelines.storage.local import LocalStore
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.airflow_harness import AirflowStandalone, HTTPStatusError, build_project
+from tests.paths import DAGS
 
 pytestmark = [pytest.mark.airflow_e2e, pytest.mark.timeout(420)]
 
-REPO = Path(__file__).resolve().parents[1]
 DAG_ID = "batchscore"
 RUN_KEY = "e2e-manual"
 # What every scoring task imports (pandas, scikit-learn, skops, GX: ~10 s on a small VM).
@@ -41,7 +41,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def airflow(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStandalone]:
     af = AirflowStandalone(
-        REPO / "dags",
+        DAGS,
         tmp_path_factory.mktemp("airflow-home"),
         env={
             "BATCHSCORE_PARAMS": str(project),

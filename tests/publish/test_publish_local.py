@@ -16,30 +16,8 @@ from pipelines.errors import PublishConflictError
 from pipelines.publish.commit import list_runs, read_manifest
 from pipelines.run.finalize import finalize_run
 from pipelines.run.pipeline import run_pipeline
-from pipelines.run.plan import plan_run
-from pipelines.run.shard import score_shard
 from pipelines.storage.open import open_store
-
-NO_GX = {"validation.enabled": False}
-
-
-def staged_attempts(cfgs):  # type: ignore[no-untyped-def]
-    """Plan and score each config as its own attempt of the run, stopping short of the commit."""
-    plans = [plan_run(c) for c in cfgs]
-    results = [
-        [score_shard(c, p, i) for i in range(len(p.shards))]
-        for c, p in zip(cfgs, plans, strict=True)
-    ]
-    return plans, results
-
-
-def inputs(score_file: Path, tmp_path: Path, same_output: bool) -> list[Path]:
-    """Two inputs for two attempts: the same file twice, or the file and its first 3,000 rows."""
-    if same_output:
-        return [score_file, score_file]
-    other = tmp_path / "other.parquet"
-    pq.write_table(pq.read_table(score_file).slice(0, 3000), other)
-    return [score_file, other]
+from tests.publish.attempts import NO_GX, inputs, staged_attempts
 
 
 def attempts(cfg, manifest) -> list[str]:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from pipelines.publish.commit import read_manifest
 from pipelines.run.finalize import finalize_run, publish_run
 from pipelines.run.plan import plan_run
 from pipelines.storage.open import open_store
-from tests.test_publish_local import NO_GX, inputs, staged_attempts
+from tests.publish.attempts import NO_GX, inputs, staged_attempts
 
 
 def _missing_parts(cfg, manifest) -> list[str]:  # type: ignore[no-untyped-def]

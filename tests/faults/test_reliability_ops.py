@@ -27,10 +27,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DAGS = REPO / "dags"
-
 from tests.airflow_home import use_throwaway_home  # noqa: E402
+from tests.paths import DAGS, ROOT
 
 use_throwaway_home()  # before anything imports Airflow
 
@@ -39,16 +37,7 @@ from pipelines.config import Settings  # noqa: E402
 from pipelines.data.pull import PulledInput, pull_input  # noqa: E402
 from pipelines.errors import DataPullError, ModelIntegrityError  # noqa: E402
 from tests.auth_moto import AuthMoto, auth_moto  # noqa: E402
-from tests.test_datapull import (  # noqa: E402
-    V1,
-    V2,
-    DvcRepo,
-    _isolated_env,
-    _sh,
-    dvc_repo,  # noqa: F401  (fixture)
-    md5_of,
-    pushed,  # noqa: F401  (fixture)
-)
+from tests.dvc_fixtures import DVC_BUCKET, V1, V2, DvcRepo, isolated_env, md5_of, sh  # noqa: E402
 
 # skops scans every loaded module for ufuncs; with Airflow loaded that trips its deprecation shims.
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:skops.io._utils")
@@ -204,8 +193,6 @@ def _dvc_wrapper(tmp_path: Path, after_pull: str) -> tuple[Path, Path]:
 def test_row27_pull_exit_0_with_missing_cache_files_fails_the_pull(
     pushed: DvcRepo, s3_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.test_datapull import DVC_BUCKET
-
     s3_client.delete_object(Bucket=DVC_BUCKET, Key=pushed.remote_key(md5_of(V1)))
     # The real dvc, told to tolerate missing objects (`--allow-missing`), exits 0 and prints
     # "Missing cache files": the case the exit code cannot catch.
@@ -232,8 +219,6 @@ def test_row27_pull_exit_0_with_missing_cache_files_fails_the_pull(
 def test_row27_pull_exit_0_with_missing_file_in_a_tracked_directory(
     pushed: DvcRepo, s3_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.test_datapull import DVC_BUCKET
-
     # tables/ at v1 holds part-0 (V1) and part-1 (V2); lose part-1's object only
     s3_client.delete_object(Bucket=DVC_BUCKET, Key=pushed.remote_key(md5_of(V2)))
     wrapper, real_rc = _dvc_wrapper(tmp_path, after_pull="")
@@ -287,12 +272,12 @@ def test_row28_two_dvc_commands_in_one_workspace_hit_the_dvc_lock(
 ) -> None:
     env = {**os.environ, **dvc_repo.env}
     workspace = tmp_path / "workspace"
-    _sh(dvc_repo.env, tmp_path, "git", "clone", "-q", str(dvc_repo.root), str(workspace))
-    _sh(dvc_repo.env, workspace, "git", "checkout", "-q", "v1")
+    sh(dvc_repo.env, tmp_path, "git", "clone", "-q", str(dvc_repo.root), str(workspace))
+    sh(dvc_repo.env, workspace, "git", "checkout", "-q", "v1")
     # A remote that accepts connections and never answers: the first pull holds the lock for as
     # long as the test needs, deterministically.
     remote = ("dvc", "remote", "modify", "--local", "s3remote")
-    _sh(dvc_repo.env, workspace, *remote, "endpointurl", blackhole_endpoint)
+    sh(dvc_repo.env, workspace, *remote, "endpointurl", blackhole_endpoint)
     lock = workspace / ".dvc" / "tmp" / "lock"
     first = subprocess.Popen(
         [DVC, "pull", "data/score.csv"],
@@ -357,7 +342,7 @@ def test_row28_pull_input_serializes_processes_sharing_a_workspace(
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", PULL_SCRIPT, str(pushed.root), str(tmp_path / "pulls"), str(go)],
-            cwd=REPO,
+            cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -479,7 +464,7 @@ def authed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthMoto]:
 def authed_repo(authed: AuthMoto, tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
     """A git + DVC repo whose remote only accepts the auth moto's key; its data pushed."""
     home = tmp_path_factory.mktemp("dvc-auth-home")
-    env = {**_isolated_env(home), "AWS_ACCESS_KEY_ID": authed.access_key,
+    env = {**isolated_env(home), "AWS_ACCESS_KEY_ID": authed.access_key,
            "AWS_SECRET_ACCESS_KEY": authed.secret_key}  # fmt: skip
     root = home / "repo"
     root.mkdir()
@@ -489,7 +474,7 @@ def authed_repo(authed: AuthMoto, tmp_path_factory: pytest.TempPathFactory) -> D
         ("dvc", "remote", "add", "-d", "s3remote", "s3://dvc-auth/dvcstore"),
         ("dvc", "remote", "modify", "s3remote", "endpointurl", authed.endpoint),
     ):
-        _sh(env, root, *cmd)
+        sh(env, root, *cmd)
     (root / "data").mkdir()
     (root / "data" / "score.csv").write_text(V1)
     for cmd in (
@@ -499,7 +484,7 @@ def authed_repo(authed: AuthMoto, tmp_path_factory: pytest.TempPathFactory) -> D
         ("git", "tag", "v1"),
         ("dvc", "push", "-q"),
     ):
-        _sh(env, root, *cmd)
+        sh(env, root, *cmd)
     repo = DvcRepo.__new__(DvcRepo)
     repo.root, repo.env, repo.endpoint = root, env, authed.endpoint
     return repo

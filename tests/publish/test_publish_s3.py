@@ -28,11 +28,10 @@ from pipelines.run.finalize import finalize_run
 from pipelines.run.pipeline import run_pipeline
 from pipelines.storage.base import ObjectStore
 from pipelines.storage.open import open_store
+from tests.paths import ROOT
+from tests.publish.attempts import NO_GX, staged_attempts
 from tests.s3_fixtures import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, TEST_BUCKET, FaultInjector
-from tests.test_publish_local import staged_attempts
 
-ROOT = Path(__file__).resolve().parent.parent
-NO_GX = {"validation.enabled": False}
 RUN_KEY = "test-run"
 
 
