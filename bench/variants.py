@@ -217,7 +217,7 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
     best = proba.argmax(axis=1)
     pd.DataFrame(
         {
-            "id": frame["customer_id"],
+            "customer_id": frame["customer_id"],
             "score": proba[:, 1],
             "predicted_class": np.asarray(est.classes_)[best],
             "model_version": loaded.version,

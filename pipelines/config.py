@@ -1,14 +1,16 @@
-"""One typed config object, loaded from `params.yaml`.
+"""One typed config object, loaded from `params.yaml` (or built-in defaults when there is none).
 
-`params.yaml` is the single source of configuration; environment variables
-(`BATCHSCORE__SECTION__KEY=value`) and CLI `--set section.key=value` override it, in that order.
-Every value is validated here, once, so the rest of the code can trust it. Relative paths are
-resolved against the folder that holds the params file, so `dvc repro`, the CLI and Airflow agree.
+Environment variables (`BATCHSCORE__SECTION__KEY=value`) and CLI `--set section.key=value`
+override the file, in that order. Every value is validated here, once, so the rest of the code can
+trust it; a bad one is reported with where it came from (flag, variable, or file and line).
+Relative paths in the file are relative to its folder (so `dvc repro`, the CLI and Airflow agree);
+paths typed on a command line or in an environment variable are relative to the current folder.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -21,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipelines.errors import ConfigError
 
 ENV_PREFIX = "BATCHSCORE__"
+PARAMS_ENV = "BATCHSCORE_PARAMS"  # the params file to read (default: ./params.yaml, if any)
 # Shared with the DAG's trigger form (dags/batchscore_support.py), which imports them cheaply.
 RUN_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}$"
 DEFAULT_CRON = "0 2 * * *"
@@ -69,8 +72,7 @@ class DataParams(_Section):
     repo: str | None = Field(None, description="git URL/path of the DVC repo (default: this repo)")
     md5: str | None = Field(None, description="expected DVC md5 of the input, checked after pull")
     csv_null_values: list[str] = Field(
-        default_factory=lambda: [""],
-        description='CSV text that means "missing" in a feature or the ID (default: empty only)',
+        default_factory=lambda: [""], description='CSV text that means "missing" (default: "")'
     )
 
     _rev_text = field_validator("rev", "md5", mode="before")(lambda v: _as_text(v))
@@ -89,9 +91,7 @@ class ModelParams(_Section):
     sha256: str | None = Field(None, description="pinned sha256; null = from the model card")
     card: Path | None = Field(None, description="model card JSON; default: <model>.card.json")
     trusted_types: list[str] = Field(default_factory=list)
-    positive_class: str | None = Field(
-        None, description="binary models: the class `score` is the probability of"
-    )
+    positive_class: str | None = Field(None, description="binary: the class `score` is P of")
 
     _positive_text = field_validator("positive_class", mode="before")(lambda v: _as_text(v))
 
@@ -125,10 +125,7 @@ class ScoreParams(_Section):
     chunk_size: int = Field(65_536, ge=1, description="rows per predict_proba call")
     workers: int = Field(1, ge=0, description="processes; 0 = all cores")
     shard_rows: int = Field(1_000_000, ge=1, description="target rows per shard (unit of fan-out)")
-    pin_workers: bool = Field(
-        True,
-        description="pin each worker process to its own CPU (Linux): no migrations, warm caches",
-    )
+    pin_workers: bool = Field(True, description="each worker process on its own CPU (Linux)")
     progress: Literal["auto", "bar", "log", "off"] = "auto"
 
     @field_validator("progress", mode="before")
@@ -142,19 +139,25 @@ class ScoreParams(_Section):
 
 
 class ValidationParams(_Section):
-    """The Great Expectations quality gate."""
+    """The Great Expectations quality gate.
+
+    `input_suite: null` (the default) runs no GX gate on the input (the data contract still
+    applies); `batchscore suite init --from DATA --out suite.json` writes one to start from.
+    `output_suite: null` (the default) is the output suite shipped in the package
+    (`pipelines/quality/output_suite.json`), which fits any model.
+    """
 
     enabled: bool = True
-    input_suite: Path | None = Path("validation/input_suite.json")
-    output_suite: Path | None = Path("validation/output_suite.json")
+    input_suite: Path | None = None
+    output_suite: Path | None = None
     batch_rows: int = Field(1_000_000, ge=1, description="rows per GX validation call")
     max_quarantine_fraction: float = Field(0.05, ge=0, le=1)
 
 
 class OutputParams(_Section):
-    """Where runs are published: file://folder (embedded default) or s3://bucket/prefix."""
+    """Where runs are published: file://folder (default: ./out) or s3://bucket/prefix."""
 
-    uri: str = "file://out/bucket"
+    uri: str = "file://out"
     model_name: str | None = Field(None, description="folder per model; default: from the card")
     sse: Literal["AES256", "aws:kms"] | None = None
     sse_kms_key_id: str | None = None
@@ -176,9 +179,7 @@ class S3Params(_Section):
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(60.0, gt=0)
     multipart_threshold_mb: int = Field(64, ge=5)
-    require_tls: bool = Field(
-        False, description="refuse any endpoint that is not https://; set true in production"
-    )
+    require_tls: bool = Field(False, description="refuse a non-https:// endpoint (production)")
 
     @field_validator("require_tls")
     @classmethod
@@ -186,8 +187,8 @@ class S3Params(_Section):
         url = info.data.get("endpoint_url")
         if v and url and not url.lower().startswith("https://"):
             raise ValueError(
-                f"s3.endpoint_url {url!r} is not https:// but s3.require_tls is true: use an "
-                "https:// endpoint (set require_tls: false only for a loopback test endpoint)"
+                f"s3.endpoint_url {url!r} is not https:// but s3.require_tls is true: use an https"
+                ":// endpoint (set require_tls: false only for a loopback test endpoint)"
             )
         return v
 
@@ -199,10 +200,7 @@ class RunParams(_Section):
     overwrite: bool = False
     dry_run: bool = False
 
-    @field_validator("key", mode="before")
-    @classmethod
-    def _key_text(cls, v: object) -> object:
-        return _as_text(v)
+    _key_text = field_validator("key", mode="before")(lambda v: _as_text(v))
 
     @field_validator("key")
     @classmethod
@@ -238,19 +236,11 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
-        def fix(p: Path | None) -> Path | None:
-            return p if p is None or p.is_absolute() else (self.root / p).resolve()
-
-        for section, names in _PATH_FIELDS.items():
-            obj = getattr(self, section)
-            for name in names:
-                fixed = fix(getattr(obj, name))
-                if fixed != getattr(obj, name):
-                    object.__setattr__(obj, name, fixed)
-        if self.output.uri.startswith("file://"):
-            local = Path(self.output.uri.removeprefix("file://"))
-            if not local.is_absolute():
-                object.__setattr__(self.output, "uri", f"file://{(self.root / local).resolve()}")
+        for dotted in (*_PATH_KEYS, "output.uri"):
+            section, name = dotted.split(".")
+            obj, value = getattr(self, section), getattr(getattr(self, section), name)
+            if (fixed := _absolute(value, self.root)) != value:
+                object.__setattr__(obj, name, fixed)
         return self
 
     @property
@@ -258,54 +248,94 @@ class Settings(_Section):
         return self.run.key or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
 
 
-_PATH_FIELDS = {
-    "generate": ("train_path", "score_path"),
-    "data": ("path",),
-    "model": ("path", "card"),
-    "validation": ("input_suite", "output_suite"),
-}
+_PATH_KEYS = ("generate.train_path", "generate.score_path", "data.path", "model.path")
+_PATH_KEYS += ("model.card", "validation.input_suite", "validation.output_suite")
+_SECTIONS = [name for name in Settings.model_fields if name != "root"]
+
+
+def _absolute(value: Any, base: Path) -> Any:
+    """A relative path or `file://` URI made absolute against `base`; other values unchanged."""
+    if isinstance(value, Path):
+        return value if value.is_absolute() else (base / value).resolve()
+    if isinstance(value, str) and value.startswith("file://") and not Path(value[7:]).is_absolute():
+        return f"file://{(base / value[7:]).resolve()}"
+    return value
 
 
 def load_config(
     params_path: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
+    *,
+    origins: Mapping[str, str] | None = None,
+    relative_to: Path | None = None,
 ) -> Settings:
-    """Load params.yaml, apply env then explicit overrides, validate, resolve paths.
+    """Read the params file, apply env then explicit overrides, validate, resolve paths.
 
-    `overrides` use dotted keys (`{"score.chunk_size": 5000}`); string values are parsed as YAML
-    scalars so `"5000"`, `"true"` and `"null"` mean what they say.
+    The file is `params_path`, else $BATCHSCORE_PARAMS (either must exist), else ./params.yaml if
+    any, else none: built-in defaults, so a model and data given by flags work from any folder.
+    `overrides` use dotted keys (`{"score.chunk_size": "5000"}`, strings read as YAML scalars);
+    `origins` names where each came from (`"--set score.chunk_size=abc"`) for error messages.
+    Relative paths: in the file, to its folder; in env values, to the current folder; in
+    `overrides`, to `relative_to` (the CLI passes the current folder), else to the file's folder.
     """
-    path = Path(params_path or os.environ.get("BATCHSCORE_PARAMS") or "params.yaml")
+    environ = os.environ if env is None else env
+    path = _params_file(params_path, environ)
+    raw, where = _read_params(path) if path else ({}, {})
+    root = path.resolve().parent if path else Path.cwd()
+    given = [  # (key, value, where it came from, what its relative paths are relative to)
+        (k[len(ENV_PREFIX) :].lower().replace("__", "."), v, f"environment variable {k}", None)
+        for k, v in environ.items()
+        if k.startswith(ENV_PREFIX)
+    ]
+    given += [
+        (k, v, (origins or {}).get(k), relative_to or root) for k, v in (overrides or {}).items()
+    ]
+    for dotted, value, origin, base in given:
+        _set_dotted(raw, dotted, _anchored(dotted, value, base or Path.cwd()), origin or "override")
+        where[dotted] = origin
+    raw["root"] = root
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, where)) from None
+
+
+def _params_file(given: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The params file to read; None means built-in defaults (no ./params.yaml, none named)."""
+    named = given or environ.get(PARAMS_ENV)
+    if not named:
+        default = Path("params.yaml")
+        return default if default.is_file() else None
+    path = Path(named)
     if not path.is_file():
         raise ConfigError(
             f"params file {path.resolve()} not found",
-            fix="run from the project folder, or pass --params / set BATCHSCORE_PARAMS",
+            fix=f"check --params / {PARAMS_ENV} (unset: ./params.yaml if any, else defaults)",
         )
+    return path
+
+
+def _read_params(path: Path) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """The file's sections, and where each `section.key` in it is written (file, line)."""
+    text = path.read_text()
     try:
-        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+        raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"params file is not valid YAML: {exc}", where=str(path)) from None
     if not isinstance(raw, dict):
         raise ConfigError("params file must be a mapping of sections", where=str(path))
-    env_over = {
-        k.removeprefix(ENV_PREFIX).lower().replace("__", "."): v
-        for k, v in (os.environ if env is None else env).items()
-        if k.startswith(ENV_PREFIX)
-    }
-    for source, items in (("environment", env_over), ("override", dict(overrides or {}))):
-        for dotted, value in items.items():
-            _set_dotted(raw, dotted, _parse_scalar(value), source)
-    raw["root"] = path.resolve().parent
-    try:
-        return Settings.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc, path)) from None
+    where: dict[str, str | None] = {}
+    for key, section in node.value if isinstance(node, yaml.MappingNode) else []:
+        where[str(key.value)] = f"{path}, line {key.start_mark.line + 1}"
+        for sub, _ in section.value if isinstance(section, yaml.MappingNode) else []:
+            where[f"{key.value}.{sub.value}"] = f"{path}, line {sub.start_mark.line + 1}"
+    return raw, where
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses a key given twice in one mapping (YAML keeps the last one
-    silently, so a duplicated `score:` section would drop the first without a word)."""
+    """Refuses a key given twice in a mapping (YAML would keep the last without a word)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
@@ -313,32 +343,31 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
             line = key_node.start_mark.line + 1
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"key {key!r} appears twice in one mapping, on lines {seen[key]} and {line}; "
-                    "YAML would silently keep only the last. Merge them into one",
-                    key_node.start_mark,
-                )
+                why = f"key {key!r} appears twice in one mapping, on lines {seen[key]} and {line}; "
+                why += "YAML would silently keep only the last. Merge them into one"
+                raise yaml.constructor.ConstructorError(None, None, why, key_node.start_mark)
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
 
-def _parse_scalar(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
+def _anchored(dotted: str, value: Any, base: Path) -> Any:
+    """An override's value as a YAML scalar (a path as typed, or null), relative paths anchored."""
+    text = value.strip() if isinstance(value, str) else None
     try:
-        return yaml.safe_load(value) if value.strip() else None
+        parsed = value if text is None else yaml.safe_load(text) if text else None
     except yaml.YAMLError:
-        return value
+        parsed = value
+    if dotted in _PATH_KEYS and isinstance(value, str | Path) and parsed is not None:
+        return _absolute(Path(value), base)
+    return _absolute(parsed, base) if dotted == "output.uri" else parsed
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any, source: str) -> None:
     keys = dotted.split(".")
     if len(keys) != 2 or not all(keys):
         raise ConfigError(
-            f"{source} key {dotted!r} must be section.key (e.g. score.chunk_size)",
-            fix=f"use one of the sections: {', '.join(Settings.model_fields)}",
+            f"key {dotted!r} (from {source}) must be section.key (e.g. score.chunk_size)",
+            fix=f"use one of the sections: {', '.join(_SECTIONS)}",
         )
     section = raw.setdefault(keys[0], {})
     if not isinstance(section, dict):
@@ -346,18 +375,25 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any, source: str) -> No
     section[keys[1]] = value
 
 
-def _explain(exc: ValidationError, path: Path) -> str:
-    lines = [f"{len(exc.errors())} invalid param(s) in {path} (after env/CLI overrides):"]
+def _explain(exc: ValidationError, where: Mapping[str, str | None]) -> str:
+    """One line per bad value: the key, the value, where it came from and what is allowed."""
+    lines = [f"{len(exc.errors())} invalid param{'s' if len(exc.errors()) > 1 else ''}:"]
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            section = err["loc"][0] if len(err["loc"]) > 1 else None
-            allowed = (
-                Settings.model_fields[section].annotation.model_fields  # type: ignore[union-attr]
-                if section in Settings.model_fields
-                else Settings.model_fields
-            )
-            lines.append(f"  {key}: unknown key; allowed here: {', '.join(allowed)}")
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc)
+        prefixes = [".".join(loc[:n]) for n in range(len(loc), 0, -1)]  # a.b.0, a.b, a
+        origin = next((where[k] for k in prefixes if k in where), None)
+        if origin is None and len(loc) == 1:  # an unknown section: any of its keys names it
+            origin = next((o for k, o in where.items() if k.startswith(f"{key}.") and o), None)
+        src = f" (from {origin})" if origin else ""
+        if err["type"] != "extra_forbidden":
+            lines.append(f"  {key} = {err.get('input')!r}{src}: {err['msg']}")
             continue
-        lines.append(f"  {key} = {err.get('input')!r}: {err['msg']}")
+        section: Any = Settings.model_fields[loc[0]].annotation if len(loc) > 1 else None
+        known = [f"{loc[0]}.{k}" for k in section.model_fields] if section else _SECTIONS
+        what = "key" if section else "section"
+        if close := difflib.get_close_matches(key, known, n=1, cutoff=0.6):
+            lines.append(f"  unknown {what} {key}; did you mean {close[0]}?{src}")
+        else:
+            lines.append(f"  unknown {what} {key}{src}; allowed: {', '.join(known)}")
     return "\n".join(lines)

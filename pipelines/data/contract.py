@@ -138,7 +138,11 @@ def prepare_batch(frame: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame
         values = frame[col].to_numpy(dtype="float64", na_value=np.nan)
         inf = np.isinf(values)
         if inf.any():
-            _add(reasons, inf, lambda i, c=col, v=values: f"{c}: non-finite value {v[i]}")
+            _add(
+                reasons,
+                inf,
+                lambda i, c=col, v=values: f"{c}: non-finite value (inf or -inf): {v[i]}",
+            )
     ids = frame[contract.id_column]
     missing_id = ids.isna().to_numpy()
     if nulls and (ids.dtype == object or pd.api.types.is_string_dtype(ids)):

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -30,8 +31,8 @@ from typing import Any
 from pipelines.config import Settings
 from pipelines.data.checkout import clone_at
 from pipelines.data.commands import dvc_command, run, scrub, tail
-from pipelines.data.dvc_files import file_md5, find_record, inside, relative
-from pipelines.data.git import head_commit
+from pipelines.data.dvc_files import DvcRecord, file_md5, find_record, inside, relative
+from pipelines.data.git import committed_unchanged, head_commit
 from pipelines.errors import ConfigError, DataPullError, InputDataError
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,13 @@ _AUTH_FAILURE = re.compile(
     r"\(403\)|\bForbidden\b|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken|"
     r"InvalidToken|Unable to locate credentials|NoCredentialsError"
 )
+# What DVC says when the repo has no default remote: its warning, and its NoRemoteError
+_NO_REMOTE = re.compile(r"no default remote set|no remote specified", re.IGNORECASE)
+ADD_REMOTE = (
+    "add a default DVC remote to the data repo and commit it: `dvc remote add -d storage "
+    "s3://bucket/path` (or `dvc remote default <name>` for one it has), `git add .dvc/config && "
+    "git commit`, then `dvc push` the data (a remote only in .dvc/config.local is not cloned)"
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,7 @@ class PulledInput:
     """The input a run reads, and exactly which version it is."""
 
     path: Path
-    git_rev: str | None  # full commit sha; None if the input is not in a git repo
+    git_rev: str | None  # full commit sha; None unless a commit holds this file (input_commit)
     md5: str  # the file's md5 (DVC's hash; `md5-dos2unix` for files added by DVC 2)
     repo: str | None = None  # where it was pulled from; None for the working tree
     recorded_in: str | None = None  # the .dvc / dvc.lock that records `md5`, relative to repo
@@ -76,8 +84,9 @@ def pull_input(
     from an Airflow connection). A verified checkout is reused by later calls for the same sha;
     only the `keep_checkouts` most recently used ones are kept (a nightly new revision would
     otherwise add a clone and its data every night).
-    Without `data.rev`: the working-tree file, HEAD of `cfg.root`, and the file's md5 (a
-    warning if it differs from what DVC records, an error if it differs from `data.md5`).
+    Without `data.rev`: the working-tree file, its md5 (a warning if it differs from what DVC
+    records, an error if it differs from `data.md5`) and the commit that holds it, if any
+    (`input_commit`).
     """
     if cfg.data.rev is None:
         return _working_tree_input(cfg)
@@ -102,16 +111,7 @@ def pull_input(
         result = run([*dvc, "pull", "--force", str(target)], checkout, run_env, timeout_s)
         if result.returncode != 0:
             shutil.rmtree(checkout, ignore_errors=True)
-            err = DataPullError(
-                f"`dvc pull {target}` at {cfg.data.rev} ({sha[:12]}) failed with exit code "
-                f"{result.returncode}: {tail(result)}",
-                where=scrub(repo),
-                fix="check the DVC remote (its URL/endpointurl, credentials in the environment) "
-                "and that the data was `dvc push`ed for this revision",
-            )
-            # Refused credentials: a retry with the same ones cannot succeed, so fail fast.
-            err.retryable = not _AUTH_FAILURE.search(f"{result.stdout}\n{result.stderr}")
-            raise err
+            raise _pull_failed(cfg, target, sha, repo, result)
         try:
             pulled = _verified(cfg, checkout, target, sha, repo, pull_output=tail(result))
         except DataPullError:
@@ -133,6 +133,70 @@ def _mark_used(marker: Path, keep: int) -> None:
         log.info("removed the old checkout %s", old.stem[:12])
 
 
+def _pull_failed(
+    cfg: Settings,
+    target: PurePosixPath,
+    sha: str,
+    repo: str,
+    result: subprocess.CompletedProcess[str],
+) -> DataPullError:
+    """What a failed `dvc pull` means for the user: no remote, refused credentials, or else."""
+    output = f"{result.stdout}\n{result.stderr}"
+    if _NO_REMOTE.search(output):
+        return _no_remote(cfg, target, sha, repo)
+    err = DataPullError(
+        f"`dvc pull {target}` at {cfg.data.rev} ({sha[:12]}) failed with exit code "
+        f"{result.returncode}: {tail(result)}",
+        where=scrub(repo),
+        fix="check the DVC remote (its URL/endpointurl, credentials in the environment) "
+        "and that the data was `dvc push`ed for this revision",
+    )
+    # Refused credentials: a retry with the same ones cannot succeed, so fail fast.
+    err.retryable = not _AUTH_FAILURE.search(output)
+    return err
+
+
+def _no_remote(cfg: Settings, target: PurePosixPath, sha: str, repo: str) -> DataPullError:
+    """`dvc pull` had no remote to pull from: say how to add one, not DVC's words."""
+    err = DataPullError(
+        f"cannot pull {target} at {cfg.data.rev} ({sha[:12]}): no DVC remote configured "
+        "(the repo at that revision names no default remote)",
+        where=scrub(repo),
+        fix=ADD_REMOTE,
+    )
+    err.retryable = False  # the same config cannot pull on a retry
+    return err
+
+
+def input_commit(path: Path, root: Path, md5: str | None = None) -> str | None:
+    """The commit to record for a working-tree input, or None.
+
+    HEAD of the git work tree holding `path`, only when that commit holds this very file: git
+    tracks it unchanged, or a `.dvc` file or `dvc.lock` (under `root`, itself committed
+    unchanged) records the file's md5. A file outside git, untracked, changed since the commit,
+    or differing from what DVC records is described by its hash alone. `md5`: the file's, with
+    the record's algorithm, if already known (it is computed only for a DVC-recorded file).
+    """
+    if head_commit(path) is None:  # outside any work tree, or no commit yet
+        return None
+    if committed_unchanged(path):
+        return head_commit(path)
+    record = _record(path, root)
+    if record is None or not committed_unchanged(root / record.source.split(" (")[0]):
+        return None
+    if (md5 or file_md5(path, record.algorithm)) != record.md5:
+        return None
+    return head_commit(path)
+
+
+def _record(path: Path, root: Path) -> DvcRecord | None:
+    """What a `.dvc` file or `dvc.lock` under `root` records for `path`, if anything usable."""
+    record = find_record(root, relative(path, root)) if inside(path, root) else None
+    if record and record.md5.endswith(".dir"):  # its directory's listing is not in the cache
+        return None
+    return record
+
+
 def _working_tree_input(cfg: Settings) -> PulledInput:
     path = cfg.data.path
     if not path.is_file():
@@ -141,10 +205,7 @@ def _working_tree_input(cfg: Settings) -> PulledInput:
             where="data.path",
             fix="run `dvc pull` (or `dvc repro generate`), fix data.path, or pin data.rev",
         )
-    git_rev = head_commit(cfg.root)
-    record = find_record(cfg.root, relative(path, cfg.root)) if inside(path, cfg.root) else None
-    if record and record.md5.endswith(".dir"):  # its directory's listing is not in the cache
-        record = None
+    record = _record(path, cfg.root)
     md5 = file_md5(path, record.algorithm if record else "md5")
     if record and record.md5 != md5:
         log.warning(
@@ -165,7 +226,7 @@ def _working_tree_input(cfg: Settings) -> PulledInput:
         raise err
     return PulledInput(
         path=path,
-        git_rev=git_rev,
+        git_rev=input_commit(path, cfg.root, md5 if record else None),
         md5=md5,
         recorded_in=record.source if record and record.md5 == md5 else None,
     )

@@ -1,12 +1,15 @@
 """Running GX on one batch: one ephemeral GX context per process, shared by its threads.
 
 Building the context costs seconds, so it is built once, under a lock: worker threads of one
-process may validate batches at the same time and must not build two.
+process may validate batches at the same time and must not build two. GX's own INFO chatter is
+silenced where it starts (`quiet_gx_logs`), in every process that uses GX: CLI, pool worker or
+Airflow task alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from typing import Any
 
@@ -19,6 +22,25 @@ RESULT_FORMAT = "BASIC"  # unexpected_count per expectation; cheapest format tha
 
 _GX_LOCK = threading.Lock()
 _GX_BATCH_DEFINITION: Any = None
+GX_LOGGER = "great_expectations"
+
+
+def quiet_gx_logs() -> None:
+    """GX's loggers pass on warnings and errors only, never its INFO chatter.
+
+    GX logs "Created temporary directory ... for ephemeral docs site", "Loading 'datasources'"
+    and dozens of import-time lines at INFO, which a console or an Airflow task log at INFO would
+    show. Call it before GX is imported (its import logs) and again after: some GX modules set
+    their logger's level themselves as they are imported (`data_context.types.base`: INFO).
+    """
+    logging.getLogger(GX_LOGGER).setLevel(logging.WARNING)
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if (
+            name.startswith(f"{GX_LOGGER}.")
+            and isinstance(logger, logging.Logger)
+            and logging.NOTSET < logger.level < logging.WARNING
+        ):
+            logger.setLevel(logging.WARNING)
 
 
 def _gx_batch_definition() -> Any:
@@ -26,6 +48,7 @@ def _gx_batch_definition() -> Any:
     global _GX_BATCH_DEFINITION
     with _GX_LOCK:
         if _GX_BATCH_DEFINITION is None:
+            quiet_gx_logs()  # before the import: it logs too
             import great_expectations as gx
             import great_expectations.execution_engine.pandas_execution_engine as gx_pandas
             from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -35,6 +58,7 @@ def _gx_batch_definition() -> Any:
             # this size threshold skip it; 0 skips it always. Validation results are unchanged.
             if hasattr(gx_pandas, "HASH_THRESHOLD"):
                 gx_pandas.HASH_THRESHOLD = 0
+            quiet_gx_logs()  # after it: some GX modules set their own level when imported
             context = gx.get_context(mode="ephemeral")
             context.variables.progress_bars = ProgressBarsConfig(
                 globally=False, metric_calculations=False
@@ -44,6 +68,7 @@ def _gx_batch_definition() -> Any:
             source = context.data_sources.add_pandas("batchscore")
             asset = source.add_dataframe_asset("batch")
             _GX_BATCH_DEFINITION = asset.add_batch_definition_whole_dataframe("whole")
+            quiet_gx_logs()  # and any logger the context's modules made
         return _GX_BATCH_DEFINITION
 
 

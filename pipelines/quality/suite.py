@@ -1,7 +1,9 @@
-"""Loading a GX ExpectationSuite JSON file from `validation/` into a checked `Suite`.
+"""Loading a GX ExpectationSuite JSON file into a checked `Suite`; the built-in output suite.
 
 A suite that cannot be run exactly by the streaming gate is refused here, at load time, with one
 ConfigError naming the file, so a run never starts with a gate that would skip something.
+`BUILTIN_OUTPUT_SUITE` ships in the package and fits any model: it is checked on the scores with
+the ID column seen as `id` (`pipelines.run.scoring.suite_view`), whatever the input calls it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 from pipelines.errors import ConfigError
 from pipelines.quality.spec import ExpectationSpec, classify, expectation_items
+
+BUILTIN_OUTPUT_SUITE = Path(__file__).with_name("output_suite.json")  # output_suite: null
 
 
 class Suite:
@@ -87,7 +91,8 @@ def load_suite(path: str | Path) -> Suite:
     if not path.is_file():
         raise ConfigError(
             f"expectation suite {path} not found",
-            fix="check validation.input_suite / validation.output_suite in params.yaml",
+            fix="check validation.input_suite / validation.output_suite in params.yaml "
+            "(output_suite: null is the built-in one)",
         )
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))

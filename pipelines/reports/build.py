@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 REPORT_VERSION = 1
+REASON_SEPARATOR = "; "  # how a row's several reasons are joined (contract, gate, quarantine)
+# Run facts an older caller passed inside `input_version`; they are the run's, not the input's.
+_RUN_FACTS = ("rows_per_s", "attempt_id")
 
 
 def build_report(
@@ -28,38 +33,66 @@ def build_report(
     status: str | None = None,
     input_version: Mapping[str, Any] | None = None,
     scores: Mapping[str, Any] | None = None,
+    rows_per_s: float | None = None,
+    attempt_id: str | None = None,
 ) -> dict[str, Any]:
     """The report dict `render_html` and `render_json` take (all plain JSON types).
 
     `input_verdict`/`output_verdict` are `QualityVerdict.to_json()`; `score_histogram` the
     counts of the 20 equal bins over [0, 1] summed over chunks (`scoring.histogram`).
+    `quarantine_reasons` may count rows under joined keys ("a; b"); the report counts rows
+    per reason (see `reason_rows`). `input_version` is the input's identity (sha256, git_rev,
+    dvc_md5): empty values are dropped, and run facts found there are moved to the top level.
     """
     counts = [int(c) for c in (score_histogram or [])]
     edges = list(histogram_edges) if histogram_edges is not None else bin_edges(len(counts))
     verdicts = [v for v in (input_verdict, output_verdict) if v is not None]
     if status is None:
         status = "passed" if all(v.get("success") for v in verdicts) else "failed"
+    version = {k: v for k, v in (input_version or {}).items() if v is not None and v != ""}
+    rows_per_s = rows_per_s if rows_per_s is not None else version.get("rows_per_s")
+    attempt_id = attempt_id if attempt_id is not None else version.get("attempt_id")
     return {
         "report_version": REPORT_VERSION,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "status": status,
         "run_key": run_key,
+        "attempt_id": None if attempt_id is None else str(attempt_id),
         "model_name": model_name,
         "model_version": model_version,
         "input_path": input_path,
-        "input_version": dict(input_version or {}),
+        "input_version": {k: v for k, v in version.items() if k not in _RUN_FACTS},
         "scores": dict(scores or {}),
         "rows_in": int(rows_in),
         "rows_scored": int(rows_scored),
         "rows_quarantined": int(rows_quarantined),
+        "rows_per_s": _finite(rows_per_s),
         "timings": {k: float(v) for k, v in (timings or {}).items()},
         "input_verdict": dict(input_verdict) if input_verdict is not None else None,
         "output_verdict": dict(output_verdict) if output_verdict is not None else None,
         "score_histogram": {"bin_edges": edges, "counts": counts},
-        "quarantine_reasons": dict(
-            sorted((quarantine_reasons or {}).items(), key=lambda kv: (-kv[1], kv[0]))
-        ),
+        "quarantine_reasons": reason_rows(quarantine_reasons or {}),
     }
+
+
+def reason_rows(reasons: Mapping[str, int]) -> dict[str, int]:
+    """Rows per single reason, most first: a row counted under "a; b" counts once for a and
+    once for b, so the counts can add up to more than the quarantined rows. Idempotent."""
+    rows: Counter[str] = Counter()
+    for key, count in reasons.items():
+        for part in dict.fromkeys(p.strip() for p in str(key).split(REASON_SEPARATOR)):
+            if part:
+                rows[part] += int(count)
+    return dict(sorted(rows.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _finite(value: Any) -> float | None:
+    """A finite float, else None (strict JSON has no NaN or inf)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def render_json(report: Mapping[str, Any]) -> str:

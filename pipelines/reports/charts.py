@@ -1,11 +1,32 @@
-"""Inline SVG charts (no JS, no external fonts): the report opens the same anywhere."""
+"""Charts drawn by matplotlib as inline SVG (no JS, no external fonts or files).
+
+matplotlib is imported only when a chart is drawn, so importing the reports stays cheap. No
+pyplot: a bare `Figure` on the Agg canvas never touches a GUI backend or global figure state.
+The SVG is deterministic: no date in its metadata, element ids salted with a fixed string.
+"""
 
 from __future__ import annotations
 
 import html
-import math
-from collections.abc import Sequence
+import io
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
+
+BAR = "#3572b0"
+_RC = {
+    "svg.fonttype": "none",  # text stays text: smaller, and drawn in the page's own font
+    "svg.hashsalt": "batchscore-report",  # stable element ids, so the same data gives same bytes
+    "font.size": 9,
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],  # ships with matplotlib: exact metrics, no font lookup
+    "axes.edgecolor": "#555",
+    "axes.labelcolor": "#333",
+    "xtick.color": "#333",
+    "ytick.color": "#333",
+}
+_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
 
 
 def esc(value: Any) -> str:
@@ -14,41 +35,48 @@ def esc(value: Any) -> str:
 
 
 def histogram_svg(edges: Sequence[float], counts: Sequence[int]) -> str:
-    """Inline SVG bar chart of the score histogram (no JS, no external fonts)."""
-    width, height, pad_l, pad_b, pad_t = 640, 240, 60, 30, 10
-    plot_w, plot_h = width - pad_l - 10, height - pad_b - pad_t
-    top = max(counts) if counts else 0
-    n = len(counts)
-    bar_w = plot_w / n if n else plot_w
-    out = [
-        f'<svg class="hist" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        'role="img" aria-label="score histogram" xmlns="http://www.w3.org/2000/svg">',
-        f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{pad_l + plot_w}" y2="{pad_t + plot_h}" '
-        'stroke="#555"/>',
-    ]
-    for k in range(5):  # y gridlines and labels
-        frac = k / 4
-        y = pad_t + plot_h - frac * plot_h
-        label = f"{top * frac:,.0f}"
-        out.append(
-            f'<line x1="{pad_l}" y1="{y:.1f}" x2="{pad_l + plot_w}" y2="{y:.1f}" stroke="#eee"/>'
-            f'<text x="{pad_l - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{label}</text>'
-        )
-    for i, c in enumerate(counts):
-        h = 0 if not top else plot_h * c / top
-        x = pad_l + i * bar_w
-        lo, hi = (edges[i], edges[i + 1]) if len(edges) > i + 1 else (i, i + 1)
-        out.append(
-            f'<rect x="{x + 1:.1f}" y="{pad_t + plot_h - h:.1f}" width="{max(bar_w - 2, 1):.1f}" '
-            f'height="{h:.1f}" fill="#3572b0"><title>{esc(f"{lo:g}-{hi:g}: {c:,}")}</title></rect>'
-        )
-    for i in range(0, n + 1, max(1, n // 5)):
-        x = pad_l + i * bar_w
-        value = edges[i] if i < len(edges) else i
-        text = f"{value:g}" if isinstance(value, int | float) and math.isfinite(value) else value
-        out.append(
-            f'<text x="{x:.1f}" y="{height - 10}" text-anchor="middle" font-size="11">'
-            f"{esc(text)}</text>"
-        )
-    out.append("</svg>")
-    return "".join(out)
+    """The score histogram as inline SVG: bars over the bin edges, round ticks, axis titles."""
+    from matplotlib.ticker import MaxNLocator, MultipleLocator, StrMethodFormatter
+
+    lo, hi = float(edges[0]), float(edges[-1])
+    with _figure(6.4, 2.6) as (fig, ax):
+        ax.stairs([int(c) for c in counts], [float(e) for e in edges], fill=True, color=BAR)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(0, max(1, *counts) * 1.05)
+        if hi - lo == 1:
+            ax.xaxis.set_major_locator(MultipleLocator(0.1))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 5, 10], integer=True))
+        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+        ax.set_xlabel("score")
+        ax.set_ylabel("rows")
+        ax.grid(axis="y", color="#e6e6e6", linewidth=0.8)
+        return _svg(fig, "score histogram: rows per score bin")
+
+
+@contextmanager
+def _figure(width: float, height: float) -> Iterator[tuple[Any, Any]]:
+    """A Figure with one axes on the Agg canvas, inside the report's rc settings (also saving)."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(width, height), dpi=100, layout="tight")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_axisbelow(True)
+        yield fig, ax
+
+
+def _svg(fig: Any, label: str) -> str:
+    """The figure as an `<svg>` element to inline: no XML prolog, no metadata, no global CSS."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata=_METADATA)
+    text = buf.getvalue()
+    text = text[text.index("<svg") :]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)
+    # matplotlib's <style> would apply to the whole page once inlined; it only sets line joins
+    text = re.sub(r"\s*<style[^>]*>.*?</style>", "", text, flags=re.S)
+    return text.replace("<svg ", f'<svg class="chart" role="img" aria-label="{esc(label)}" ', 1)

@@ -6,12 +6,12 @@ Every value that comes from data is escaped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipelines.reports.build import bin_edges
+from pipelines.reports.build import bin_edges, reason_rows
 from pipelines.reports.charts import esc, histogram_svg
-from pipelines.reports.style import CSS, HOWTO
+from pipelines.reports.style import CSS, HOWTO, RUN_HELP, TIMINGS, TIMINGS_NOTE
 
 
 def render_html(report: Mapping[str, Any]) -> str:
@@ -24,21 +24,10 @@ def render_html(report: Mapping[str, Any]) -> str:
     parts += _notes(verdicts)
     hist = report.get("score_histogram") or {}
     if hist.get("counts"):
-        parts += [
-            "<section><h2>Score distribution</h2>",
-            histogram_svg(hist.get("bin_edges") or bin_edges(len(hist["counts"])), hist["counts"]),
-            "</section>",
-        ]
-    reasons = report.get("quarantine_reasons") or {}
-    parts.append("<section><h2>Quarantine reasons</h2>")
-    parts.append(_reasons_table(reasons) if reasons else "<p>No row was quarantined.</p>")
-    parts.append("</section>")
+        parts += _histogram(hist.get("bin_edges") or bin_edges(len(hist["counts"])), hist["counts"])
+    parts += _reasons(report)
     parts += [_verdict_section(name, verdict) for name, verdict in verdicts if verdict]
-    timings = report.get("timings") or {}
-    if timings:
-        parts.append('<section><h2>Timings</h2><table class="kv">')
-        parts += [_kv(k, f"{float(v):.3f} s") for k, v in timings.items()]
-        parts.append("</table></section>")
+    parts += _timings(report.get("timings") or {})
     parts += [HOWTO, "</body></html>"]
     return "\n".join(parts)
 
@@ -64,13 +53,64 @@ def _summary(report: Mapping[str, Any]) -> list[str]:
         _card("Model", str(report.get("model_name", "?")), str(report.get("model_version", ""))),
         "</section>",
         '<section><h2>Run</h2><table class="kv">',
-        _kv("Run key", report.get("run_key")),
-        _kv("Input", report.get("input_path")),
-        _kv("Score", (report.get("scores") or {}).get("score_is")),
-        _kv("Classes", ", ".join(map(str, (report.get("scores") or {}).get("classes", [])))),
-        *(_kv(f"Input {k}", v) for k, v in (report.get("input_version") or {}).items()),
-        _kv("Generated", report.get("generated_at")),
+        *(_kv(label, value, RUN_HELP.get(label, "")) for label, value in run_facts(report)),
         "</table></section>",
+    ]
+
+
+_INPUT_FACTS = {"sha256": "Input sha256", "git_rev": "Git revision", "dvc_md5": "DVC md5"}
+
+
+def run_facts(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The run table's (label, value) rows, in reading order; facts without a value are left out."""
+    version = dict(report.get("input_version") or {})
+    scores = report.get("scores") or {}
+    model = " ".join(str(report.get(k) or "") for k in ("model_name", "model_version"))
+    rate = report.get("rows_per_s")
+    facts: list[tuple[str, Any]] = [
+        ("Run key", report.get("run_key")),
+        ("Input file", report.get("input_path")),
+        *((label, version.pop(key, None)) for key, label in _INPUT_FACTS.items()),
+        *((f"Input {key}", value) for key, value in version.items()),
+        ("Model", model.strip()),
+        ("Score means", _score_means(scores)),
+        ("Classes", ", ".join(map(str, scores.get("classes") or []))),
+        ("Rate", f"{float(rate):,.0f} rows/s" if isinstance(rate, int | float) else None),
+        ("Attempt", report.get("attempt_id")),
+        ("Generated", report.get("generated_at")),
+    ]
+    return [(label, str(value)) for label, value in facts if value is not None and value != ""]
+
+
+def _score_means(scores: Mapping[str, Any]) -> str:
+    """What the `score` column is, in words: P(1) is the probability of class "1"."""
+    score_is = scores.get("score_is")
+    if not score_is:
+        return ""
+    if scores.get("kind") == "binary" and scores.get("positive_class") is not None:
+        return f'{score_is}: probability of class "{scores["positive_class"]}"'
+    if score_is == "P(predicted_class)":
+        return f"{score_is}: probability of the predicted class"
+    return str(score_is)
+
+
+def _histogram(edges: Sequence[float], counts: Sequence[int]) -> list[str]:
+    """The score histogram (matplotlib SVG), and its exact counts per bin folded below."""
+    try:
+        chart = histogram_svg(edges, counts)
+    except ImportError:  # the report must still render: the counts below carry the numbers
+        chart = "<p>(The chart needs matplotlib, which is not installed.)</p>"
+    rows = "".join(
+        f"<tr><td>{edges[i]:g} - {edges[i + 1]:g}</td><td>{int(c):,}</td></tr>"
+        for i, c in enumerate(counts)
+        if i + 1 < len(edges)
+    )
+    return [
+        "<section><h2>Score distribution</h2>",
+        f'<div class="chart">{chart}</div>',
+        "<details><summary>Rows per score bin</summary>",
+        f'<table class="kv"><thead><tr><th>score</th><th>rows</th></tr></thead>{rows}</table>',
+        "</details></section>",
     ]
 
 
@@ -102,8 +142,9 @@ def _card(label: str, value: str, sub: str = "") -> str:
     )
 
 
-def _kv(key: Any, value: Any) -> str:
-    return f"<tr><th>{esc(key)}</th><td>{esc(value)}</td></tr>"
+def _kv(key: Any, value: Any, help_text: str = "") -> str:
+    title = f' title="{esc(help_text)}"' if help_text else ""
+    return f"<tr><th{title}>{esc(key)}</th><td>{esc(value)}</td></tr>"
 
 
 def _verdict_section(name: str, v: Mapping[str, Any]) -> str:
@@ -200,21 +241,61 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _reasons_table(reasons: Mapping[str, int]) -> str:
-    total = sum(reasons.values()) or 1
+def _reasons(report: Mapping[str, Any]) -> list[str]:
+    """Rows per quarantine reason; a row with several reasons counts once under each."""
+    reasons = reason_rows(report.get("quarantine_reasons") or {})
+    quarantined = int(report.get("rows_quarantined") or 0)
+    parts = ["<section><h2>Quarantine reasons</h2>"]
+    if reasons:
+        parts.append(_reasons_table(reasons, max(quarantined, *reasons.values()) or 1))
+        parts.append(
+            '<p class="note">A row is counted once for each reason it has, so a row with several '
+            "reasons is counted under each of them and the shares can add up to more than 100%."
+            "</p>"
+        )
+    elif quarantined:
+        parts.append(f"<p>{quarantined:,} row(s) quarantined; no reason was recorded.</p>")
+    else:
+        parts.append("<p>No row was quarantined.</p>")
+    parts.append("</section>")
+    return parts
+
+
+def _reasons_table(reasons: Mapping[str, int], quarantined: int) -> str:
     top = max(reasons.values()) or 1
     rows = [
-        '<table class="reasons"><thead><tr><th>Reason</th>'
-        "<th>Rows (share of quarantined)</th><th></th></tr></thead>"
+        '<table class="reasons"><thead><tr><th>Reason</th><th>Rows</th>'
+        "<th>Share of quarantined rows</th><th></th></tr></thead>"
     ]
     for reason, count in list(reasons.items())[:50]:
         width = max(1, round(200 * count / top))
         rows.append(
-            f"<tr><td><code>{esc(reason)}</code></td><td>{count:,} ({count / total:.1%})</td>"
+            f"<tr><td><code>{esc(reason)}</code></td><td>{count:,}</td>"
+            f"<td>{count / quarantined:.1%}</td>"
             f'<td><svg width="{width}" height="12" role="img" aria-label="{count}">'
             f'<rect width="{width}" height="12" fill="#d9822b"/></svg></td></tr>'
         )
     if len(reasons) > 50:
-        rows.append(f"<tr><td colspan=3>... and {len(reasons) - 50} more</td></tr>")
+        rows.append(f"<tr><td colspan=4>... and {len(reasons) - 50} more</td></tr>")
     rows.append("</table>")
     return "\n".join(rows)
+
+
+def _timings(timings: Mapping[str, Any]) -> list[str]:
+    """The timings in the run's order, each with what it measures (also as a tooltip)."""
+    if not timings:
+        return []
+    order = list(TIMINGS)
+    keys = sorted(timings, key=lambda k: (order.index(k) if k in order else len(order), k))
+    parts = [
+        '<section><h2>Timings</h2><table class="kv timings"><thead><tr><th>Step</th>'
+        "<th>Seconds</th><th>What it measures</th></tr></thead>"
+    ]
+    for key in keys:
+        meaning = TIMINGS.get(key, "")
+        parts.append(
+            f'<tr title="{esc(meaning)}"><th>{esc(key)}</th>'
+            f'<td class="num">{float(timings[key]):.3f} s</td><td>{esc(meaning)}</td></tr>'
+        )
+    parts += ["</table>", TIMINGS_NOTE, "</section>"]
+    return parts

@@ -21,7 +21,7 @@ from pipelines.errors import BatchscoreError, PublishConflictError, QualityGateE
 from pipelines.publish.commit import OTHER_KEY_OR_OVERWRITE, commit_run, read_manifest
 from pipelines.publish.keys import manifest_key
 from pipelines.publish.manifest import PartInfo, RowCounts, RunManifest, content_hash
-from pipelines.run.plan import RunPlan, ShardResult
+from pipelines.run.plan import RunPlan, ShardResult, rows_per_s
 from pipelines.run.reporting import (
     HTML,
     render_report,
@@ -48,6 +48,9 @@ class PublishResult:
     # (retries of a publish share the plan's attempt id). False: it was there before this plan.
     newly_published: bool
     manifest_uri: str | None  # where the manifest is; None for a dry run
+    # The published quality report (HTML), for a link; None for a dry run (its report stays on
+    # local disk) or a manifest without one.
+    report_uri: str | None = None
 
 
 def finalize_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> RunManifest:
@@ -159,13 +162,13 @@ def _manifest(
     quality: dict[str, Any],
     t_verdict: float,
 ) -> RunManifest:
-    wall = time.time() - plan.started_at
     timings = dict(sum((Counter(r.timings) for r in results), Counter()))
     timings = {k: round(v, 3) for k, v in timings.items()} | {
         "plan": plan.plan_seconds,
         "verdict": round(time.perf_counter() - t_verdict, 3),
-        "wall": round(wall, 3),
+        "wall": round(plan.wall_seconds(), 3),  # plan start -> this manifest, just before commit
     }
+    scores = ScoreTarget(**plan.score_target).describe() if plan.score_target else {}
     return RunManifest(
         run_key=plan.run_key,
         model=plan.model,
@@ -180,10 +183,10 @@ def _manifest(
         parts=parts,
         quality=quality,
         timings=timings,
-        rows_per_s=round(counts.rows_in / wall, 1) if wall > 0 else 0.0,
+        rows_per_s=rows_per_s(counts.rows_in, timings["wall"]),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         dry_run=cfg.run.dry_run,
-        scores=ScoreTarget(**plan.score_target).describe() if plan.score_target else {},
+        scores={"id_column": plan.contract.get("id_column"), **scores},
     )
 
 
@@ -228,7 +231,14 @@ def _published(
 ) -> PublishResult:
     key = manifest_key(manifest.model.name, manifest.run_key)
     ours = manifest.attempt_id == plan.attempt_id
-    return PublishResult(manifest, status, newly_published=ours, manifest_uri=store.url(key))
+    html = [p.key for p in manifest.parts if p.kind == "report" and p.key.endswith(f"/{HTML}")]
+    return PublishResult(
+        manifest,
+        status,
+        newly_published=ours,
+        manifest_uri=store.url(key),
+        report_uri=store.url(html[0]) if html else None,
+    )
 
 
 def _lost_race(

@@ -8,11 +8,13 @@ what the commit did). Plans and results are pydantic models that round-trip thro
 
 from __future__ import annotations
 
+from functools import partial
+
 from pipelines.config import Settings
 from pipelines.progress import Progress
 from pipelines.publish.manifest import RunManifest
 from pipelines.run.finalize import discard_staging, finalize_run
-from pipelines.run.plan import plan_run
+from pipelines.run.plan import RunPlan, ShardResult, plan_run
 from pipelines.run.pool import score_in_pool
 from pipelines.run.shard import score_shard
 from pipelines.storage.open import open_store
@@ -21,29 +23,36 @@ from pipelines.storage.open import open_store
 def run_pipeline(
     cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = None
 ) -> RunManifest:
-    """The whole run on this machine: plan, score shards on `score.workers` processes, commit."""
-    plan = plan_run(cfg, git_rev=git_rev, dvc_md5=dvc_md5)
-    if plan.already_published:
-        return finalize_run(cfg, plan, [])
-    progress = Progress(
-        plan.input.rows, cfg.score.progress if cfg.score.progress != "off" else "log"
-    )
-    if cfg.score.progress == "off":
-        progress.mode = "off"
+    """The whole run on this machine: plan, score shards on `score.workers` processes, commit.
+
+    Progress shows the stage (plan → score → publish, or finalize for a dry run) and the rows.
+    """
+    last = "finalize" if cfg.run.dry_run else "publish"
+    with Progress(None, cfg.score.progress, stages=("plan", "score", last)) as progress:
+        progress.stage("plan")
+        plan = plan_run(cfg, git_rev=git_rev, dvc_md5=dvc_md5)
+        results: list[ShardResult] = []
+        if not plan.already_published:
+            shard_rows = [shard["rows"] for shard in plan.shards]
+            progress.stage("score", total=plan.input.rows, shards=shard_rows)
+            results = _score_shards(cfg, plan, progress)
+        progress.stage(last)
+        return finalize_run(cfg, plan, results)
+
+
+def _score_shards(cfg: Settings, plan: RunPlan, progress: Progress) -> list[ShardResult]:
+    """Every shard, here or on a pool of processes; on any failure the staging is removed."""
     workers = min(cfg.score.resolved_workers, len(plan.shards))
     try:
-        if workers <= 1:
-            from threadpoolctl import threadpool_limits
+        if workers > 1:
+            return score_in_pool(cfg, plan, workers, progress)
+        from threadpoolctl import threadpool_limits
 
-            with threadpool_limits(1):
-                results = [
-                    score_shard(cfg, plan, i, progress.update) for i in range(len(plan.shards))
-                ]
-        else:
-            results = score_in_pool(cfg, plan, workers, progress)
+        with threadpool_limits(1):
+            return [
+                score_shard(cfg, plan, i, partial(progress.update, shard=i))
+                for i in range(len(plan.shards))
+            ]
     except BaseException:
         discard_staging(open_store(cfg), plan)
         raise
-    finally:
-        progress.close()
-    return finalize_run(cfg, plan, results)

@@ -1,7 +1,8 @@
 """A run's plan: everything fixed before any row is read, and what each shard hands back.
 
 Plans and results are pydantic models that round-trip through JSON, so the Airflow DAG can pass
-them between tasks over XCom.
+them between tasks over XCom. A run's rate is defined here, once (`rows_per_s`), for the manifest,
+the report, the CLI and the logs alike.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from pipelines.config import Settings
 from pipelines.data.contract import Contract, check_contract
-from pipelines.data.git import head_commit
 from pipelines.data.proof import InputProof, prove_input
+from pipelines.data.pull import input_commit
 from pipelines.data.source import InputInfo, Shard, inspect_input, plan_shards
 from pipelines.errors import InputDataError, PublishConflictError
 from pipelines.model.artifact import LoadedModel
@@ -28,11 +29,19 @@ from pipelines.publish.keys import staging_prefix
 from pipelines.publish.manifest import InputRef, ModelRef, PartInfo
 from pipelines.publish.manifest import fingerprint as make_fingerprint
 from pipelines.run.pinned import load_pinned_model
-from pipelines.run.scoring import ScoreTarget, score_target
+from pipelines.run.scoring import ScoreTarget, check_id_column, score_target
 from pipelines.storage.hashing import sha256_file
 from pipelines.storage.open import open_store
 
+if TYPE_CHECKING:
+    from pipelines.quality.suite import Suite
+
 log = logging.getLogger(__name__)
+NO_INPUT_SUITE = (
+    "validation.input_suite is not set: no GX gate checks the input (the data contract still "
+    "quarantines rows the model cannot take). Make a suite from your data with `batchscore suite "
+    "init --from DATA --out suite.json` and set validation.input_suite: suite.json"
+)
 
 
 class RunPlan(BaseModel):
@@ -52,8 +61,12 @@ class RunPlan(BaseModel):
     fingerprint: str
     staging_prefix: str
     already_published: bool = False
-    started_at: float
+    started_at: float  # time.time() when the plan began: the run's wall clock starts here
     plan_seconds: float = 0.0
+
+    def wall_seconds(self) -> float:
+        """Seconds since the plan began: the run's wall time so far."""
+        return max(time.time() - self.started_at, 0.0)
 
 
 class ShardResult(BaseModel):
@@ -84,6 +97,7 @@ def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = No
     info = inspect_input(cfg.data.path, cfg.data.resolved_format)
     contract = check_contract(info, model, cfg.data.id_column, tuple(cfg.data.csv_null_values))
     target = score_target(model.classes, cfg.model.positive_class)
+    check_id_column(cfg.data.id_column, target)
     suites = _suite_hashes(cfg)
     shards = plan_shards(info, cfg.score.shard_rows)
     proof = prove_input(info, shards)
@@ -155,6 +169,15 @@ def shard_inputs(
     return contract, target, info, shard, proof
 
 
+def rows_per_s(rows: int, seconds: float) -> float:
+    """The one rate batchscore reports: rows over wall seconds (0 when no time passed).
+
+    A run's is its rows in over its wall time, plan start to the manifest (`timings["wall"]`):
+    the manifest, the report and the CLI summary all show that one number.
+    """
+    return round(rows / seconds, 1) if seconds > 0 else 0.0
+
+
 def _input_ref(
     cfg: Settings,
     info: InputInfo,
@@ -162,14 +185,21 @@ def _input_ref(
     git_rev: str | None,
     dvc_md5: str | None,
 ) -> InputRef:
-    """Which data this run reads, as the manifest records it (the git rev of the project)."""
+    """Which data this run reads, as the manifest records it.
+
+    The git revision is the pull's (`data.pull`); without a pull (the CLI's `score`), the commit
+    of the git work tree holding the input, only when that commit holds this very file
+    (`data.pull.input_commit`): never the project folder's HEAD for a file outside it.
+    """
+    if git_rev is None and dvc_md5 is None:  # no pull ran
+        git_rev = input_commit(cfg.data.path, cfg.root)
     return InputRef(
         path=str(cfg.data.path),
         format=info.format,
         sha256=proof.sha256,
         bytes=proof.size,
         rows=info.num_rows if info.num_rows is not None else proof.csv_records,
-        git_rev=git_rev or head_commit(cfg.root),
+        git_rev=git_rev,
         dvc_md5=dvc_md5,
     )
 
@@ -200,23 +230,47 @@ def _already_published(cfg: Settings, model_name: str, fingerprint: str) -> bool
     return False
 
 
+def run_suites(cfg: Settings) -> dict[str, Suite]:
+    """The run's GX suites by gate ("input", "output"); none when validation is off.
+
+    `validation.output_suite: null` is the built-in output suite; `validation.input_suite: null`
+    is no input gate. A missing or malformed suite file fails here.
+    """
+    if not cfg.validation.enabled:
+        return {}
+    from pipelines.quality.gx import quiet_gx_logs
+    from pipelines.quality.suite import BUILTIN_OUTPUT_SUITE, load_suite
+
+    quiet_gx_logs()  # loading a suite imports GX, whose import logs
+    paths = {
+        "input": cfg.validation.input_suite,
+        "output": cfg.validation.output_suite or BUILTIN_OUTPUT_SUITE,
+    }
+    suites = {}
+    for name, path in paths.items():
+        if path is None:
+            continue
+        if not path.is_file():
+            raise InputDataError(
+                f"validation.{name}_suite {path} not found",
+                fix="point it at a GX suite JSON file, set it to null (input: no GX gate, "
+                "output: the built-in suite), or set validation.enabled: false",
+            )
+        suites[name] = load_suite(path)
+    return suites
+
+
 def _suite_hashes(cfg: Settings) -> dict[str, str | None]:
     """The suites' sha256, for the fingerprint; a missing or malformed suite fails the plan."""
     if not cfg.validation.enabled:
         return {}
-    out: dict[str, str | None] = {}
-    for name in ("input_suite", "output_suite"):
-        path = getattr(cfg.validation, name)
-        if path is None or not path.is_file():
-            raise InputDataError(
-                f"validation.{name} {path} not found",
-                fix="point it at a GX suite JSON file, or set validation.enabled: false",
-            )
-        from pipelines.quality.suite import load_suite
-
-        load_suite(path)  # fail at plan time on a malformed suite
-        out[name] = sha256_file(path)
-    return out
+    suites = run_suites(cfg)
+    if "input" not in suites:
+        log.warning(NO_INPUT_SUITE)
+    return {
+        f"{name}_suite": sha256_file(Path(suites[name].source)) if name in suites else None
+        for name in ("input", "output")
+    }
 
 
 def _log_plan(plan: RunPlan, info: InputInfo, shards: int) -> None:

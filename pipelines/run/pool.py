@@ -1,15 +1,21 @@
 """The local process pool: one worker process per core scores shards, each pinned to its CPU.
 
 Workers are forked where the OS can, so they inherit the imported libraries and the verified
-model instead of loading them again (bench/README.md). Progress comes back over a queue.
+model instead of loading them again (bench/README.md). Progress comes back over a queue:
+`(shard, rows)` as rows are done and, while a terminal display runs, `("text", line)` for each
+line a worker logs, so the parent prints it above the display instead of through it.
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import multiprocessing as mp
 import os
+import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from typing import Any
 
 from pipelines.config import Settings
@@ -38,15 +44,17 @@ def score_in_pool(
     os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))
 
     def drain() -> None:
-        while (rows := queue.get()) is not None:
-            progress.update(rows)
+        while (message := queue.get()) is not None:
+            deliver(progress, message)
 
     reader = threading.Thread(target=drain, daemon=True)
+    route = progress.mode == "bar"  # a display runs: workers' log lines go through the parent
     try:
         with ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=init_worker, initargs=(queue, slots)
+            workers, mp_context=ctx, initializer=init_worker, initargs=(queue, slots, route)
         ) as pool:
-            futures = [pool.submit(_worker, cfg, plan, i) for i in range(len(plan.shards))]
+            with progress.paused():  # the display's thread stops while the workers fork
+                futures = [pool.submit(_worker, cfg, plan, i) for i in range(len(plan.shards))]
             reader.start()  # only once the workers exist: never fork with a live thread of ours
             try:
                 return [f.result() for f in futures]
@@ -61,15 +69,56 @@ def score_in_pool(
         reader.join(timeout=5)
 
 
-def init_worker(queue: Any, slots: Any) -> None:
-    """Set up one pool worker: single-threaded BLAS/OpenMP, progress queue, own CPU if pinned."""
+def deliver(progress: Progress, message: Any) -> None:
+    """One message from a worker: `(shard, rows)`, `("text", line)`, or rows (an int)."""
+    if isinstance(message, int):
+        progress.update(message)
+    elif isinstance(message[0], str):
+        progress.echo(message[1])
+    else:
+        progress.update(message[1], shard=message[0])
+
+
+def init_worker(queue: Any, slots: Any, route_output: bool = False) -> None:
+    """Set up one pool worker: single-threaded BLAS/OpenMP, progress queue, own CPU if pinned;
+    with `route_output`, its stderr and log lines go to the parent over the queue."""
     global _progress_queue
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # one process per core; BLAS/OpenMP threads would oversubscribe
     _progress_queue = queue
+    if route_output and queue is not None:
+        route_to_queue(queue)
     if slots is not None:
         pin_to_own_cpu(slots)
+
+
+class QueueLines(io.TextIOBase):
+    """A text stream that sends each whole line over the queue as `("text", line)`."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue, self._buffer, self._lock = queue, "", threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            *lines, self._buffer = (self._buffer + text).split("\n")
+        for line in lines:
+            self._queue.put(("text", line))
+        return len(text)
+
+
+def route_to_queue(queue: Any) -> QueueLines:
+    """Send this process's stderr, and the log handlers writing to it, over the queue."""
+    sink = QueueLines(queue)
+    for handler in logging.getLogger().handlers:
+        if (
+            isinstance(handler, logging.StreamHandler)
+            and not isinstance(handler, logging.FileHandler)
+            and handler.stream in (sys.stderr, sys.__stderr__)
+        ):
+            handler.setStream(sink)
+    sys.stderr = sink
+    return sink
 
 
 def pin_to_own_cpu(slots: Any) -> int | None:
@@ -91,7 +140,12 @@ def pin_to_own_cpu(slots: Any) -> int | None:
 
 
 def _worker(cfg: Settings, plan: RunPlan, index: int) -> ShardResult:
-    return score_shard(cfg, plan, index, _progress_queue.put if _progress_queue else None)
+    on_rows = partial(_report, _progress_queue, index) if _progress_queue else None
+    return score_shard(cfg, plan, index, on_rows)
+
+
+def _report(queue: Any, index: int, rows: int) -> None:
+    queue.put((index, rows))
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

@@ -26,12 +26,23 @@ def merge_reasons(
     return merged
 
 
+# What failed, then the offending value: the summary keeps the first part, says what it was.
+_VALUE_FOLLOWS = (": cannot parse", ": non-finite value (inf or -inf)")
+
+
 def reason_keys(reasons: np.ndarray) -> list[str]:
     """Group reasons by what failed, without the offending value, for the summary."""
     keys = []
     for reason in reasons:
         for part in str(reason).split("; "):
-            keys.append(part.split(" (")[0].split(": cannot parse")[0].split(": non-finite")[0])
+            for marker in _VALUE_FOLLOWS:
+                head, found, _ = part.partition(marker)
+                if found:
+                    part = head + marker
+                    break
+            else:
+                part = part.split(" (")[0]
+            keys.append(part)
     return keys
 
 

@@ -67,9 +67,9 @@ def run_report(manifest: RunManifest, results: list[ShardResult]) -> dict[str, A
             "sha256": manifest.input.sha256,
             "git_rev": manifest.input.git_rev,
             "dvc_md5": manifest.input.dvc_md5,
-            "rows_per_s": manifest.rows_per_s,
-            "attempt_id": manifest.attempt_id,
         },
+        rows_per_s=manifest.rows_per_s,  # the run's one rate (`plan.rows_per_s`)
+        attempt_id=manifest.attempt_id,
     )
 
 

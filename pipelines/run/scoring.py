@@ -1,7 +1,8 @@
 """Scoring: one vectorized `predict_proba` per chunk, as an Arrow table ready to write.
 
 `score_chunk` is pure (frame in, Arrow table out) and row-independent, so scores do not depend on
-where chunk boundaries fall: they equal `model.predict_proba` on the same rows, exactly.
+where chunk boundaries fall: they equal `model.predict_proba` on the same rows, exactly. The ID
+column is published under the input's name for it (`data.id_column`), its values as read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pipelines.errors import ConfigError, ModelIntegrityError, SchemaMismatchErr
 from pipelines.model.artifact import LoadedModel
 
 HISTOGRAM_BINS = 20
+SUITE_ID = "id"  # what an output suite calls the ID column (see `suite_view`)
 
 
 NAN_REASON = "missing value the model cannot take"
@@ -96,6 +98,34 @@ def score_target(classes: Sequence[object], positive_class: object | None) -> Sc
     return ScoreTarget("binary", names, names.index(str(positive_class)))
 
 
+def output_columns(target: ScoreTarget) -> tuple[str, ...]:
+    """The columns published beside the ID column, in order."""
+    return ("score", "predicted_class", *target.proba_columns, "model_version", "run_key")
+
+
+def check_id_column(id_column: str, target: ScoreTarget) -> None:
+    """Refuse an ID column named like a column published beside it: the parts would hold two."""
+    if id_column in output_columns(target):
+        raise SchemaMismatchError(
+            f"the ID column {id_column!r} has the name of a column the scores are published "
+            f"with ({', '.join(output_columns(target))}), so the scores parts would hold two "
+            f"{id_column!r} columns",
+            where="data.id_column",
+            fix="rename the input's ID column upstream (e.g. to record_id) and set data.id_column "
+            "to the new name",
+        )
+
+
+def suite_view(table: pa.Table, id_column: str) -> pd.DataFrame:
+    """Scores as an output suite sees them: the ID column called `id`, values untouched.
+
+    The published parts keep the input's name for the ID column; a suite names it `id` so that
+    one suite (the built-in one) fits every input. Renaming an Arrow column copies no data.
+    """
+    names = [SUITE_ID if c == id_column else c for c in table.column_names]
+    return table.rename_columns(names).to_pandas()
+
+
 def score_chunk(
     model: LoadedModel,
     frame: pd.DataFrame,
@@ -105,7 +135,8 @@ def score_chunk(
 ) -> pa.Table:
     """Score rows that passed the contract and the gate; columns are taken in the model's order.
 
-    The ID column is published exactly as read (value and a type that holds it).
+    The ID column is published under its input name, exactly as read (value and a type that
+    holds it).
     """
     target = target or score_target(model.classes, None)
     x = frame.loc[:, list(contract.features)]
@@ -133,7 +164,7 @@ def score_chunk(
     classes = np.asarray(model.classes)
     n = len(frame)
     columns: dict[str, pa.Array] = {
-        "id": pa.array(frame[contract.id_column]),
+        contract.id_column: pa.array(frame[contract.id_column]),
         "score": pa.array(score, pa.float64()),
         "predicted_class": pa.array(classes[best]),
     }

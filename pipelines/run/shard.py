@@ -6,6 +6,7 @@ parts as soon as it is scored, and the gates keep only mergeable aggregates and 
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections import Counter
@@ -31,7 +32,7 @@ from pipelines.publish.manifest import PartInfo
 from pipelines.publish.parts import PartWriter, stage_part
 from pipelines.quality.uniqueness import save_part
 from pipelines.run.pinned import load_pinned_model
-from pipelines.run.plan import RunPlan, ShardResult, shard_inputs
+from pipelines.run.plan import RunPlan, ShardResult, rows_per_s, run_suites, shard_inputs
 from pipelines.run.quarantine import (
     merge_reasons,
     quarantine_table,
@@ -41,15 +42,18 @@ from pipelines.run.quarantine import (
 from pipelines.run.scoring import (
     HISTOGRAM_BINS,
     NAN_REASON,
+    SUITE_ID,
     MissingValuesRefused,
     ScoreTarget,
     histogram,
     missing_rows,
     score_chunk,
+    suite_view,
 )
 from pipelines.storage.base import ObjectStore
 from pipelines.storage.open import open_store
 
+log = logging.getLogger(__name__)
 PART_KINDS = ("scores", "quarantine", "badlines")  # a shard's parts, in the manifest's order
 BAD_LINE_REASON = "csv line with wrong field count"
 
@@ -93,6 +97,14 @@ def score_shard(
             parts = run.stage_parts()
             ids_keys = run.stage_ids()
     run.timings["total"] = time.perf_counter() - t_start
+    log.info(
+        "shard %d: %s rows in, %s scored, %s quarantined, %.0f rows/s",
+        index,
+        f"{run.rows_in:,}",
+        f"{run.rows_scored:,}",
+        f"{run.rows_quarantined:,}",
+        rows_per_s(run.rows_in, run.timings["total"]),
+    )
     return run.result(parts, ids_keys)
 
 
@@ -140,7 +152,7 @@ class _ShardRun:
         with self.timed("prepare"):
             frame, reasons = prepare_batch(raw, self.s.contract)
         gates = self.s.gates
-        if gates:
+        if "input" in gates:
             with self.timed("validate"):
                 outcome = gates["input"].check_batch(frame, already_quarantined=reasons != "")
             reasons = merge_reasons(reasons, outcome.bad_mask, outcome.reasons)
@@ -151,9 +163,10 @@ class _ShardRun:
                 frame = frame.loc[~bad]
         chunk = self.s.chunk
         scored = [self._score(raw, frame.iloc[i : i + chunk]) for i in range(0, len(frame), chunk)]
-        if gates and scored:
+        if "output" in gates and scored:
             with self.timed("validate"):
-                gates["output"].check_batch(pa.concat_tables(scored).to_pandas())
+                view = suite_view(pa.concat_tables(scored), self.s.contract.id_column)
+                gates["output"].check_batch(view)
 
     def _quarantine(self, rows: pd.DataFrame, reasons: np.ndarray) -> None:
         self.writers["quarantine"].write(quarantine_table(rows, reasons))
@@ -231,16 +244,15 @@ class _ShardRun:
 
 
 def _gates(cfg: Settings, id_column: str) -> dict[str, Any]:
-    """The streaming GX gates of one shard, by name; none when validation is off."""
-    if not cfg.validation.enabled:
+    """The streaming GX gates of one shard, by name; none when validation is off, no "input"
+    without an input suite. The output gate sees the ID column as `id` (`suite_view`)."""
+    suites = run_suites(cfg)
+    if not suites:
         return {}
     from pipelines.quality.gate import StreamingGate
-    from pipelines.quality.suite import load_suite
 
-    return {
-        "input": StreamingGate(load_suite(cfg.validation.input_suite), id_column),
-        "output": StreamingGate(load_suite(cfg.validation.output_suite), "id"),
-    }
+    ids = {"input": id_column, "output": SUITE_ID}
+    return {name: StreamingGate(suite, ids[name]) for name, suite in suites.items()}
 
 
 def _check_parquet_rows(info: InputInfo, shard: Shard, index: int, rows_in: int) -> None:

@@ -15,7 +15,8 @@ from pipelines.config import Settings
 from pipelines.errors import QualityGateError, StorageError
 from pipelines.publish.manifest import RowCounts
 from pipelines.quality.uniqueness import load_parts
-from pipelines.run.plan import ShardResult
+from pipelines.run.plan import ShardResult, run_suites
+from pipelines.run.scoring import SUITE_ID
 from pipelines.storage.base import ObjectStore
 
 
@@ -29,15 +30,14 @@ def quality_verdicts(
     quality: dict[str, Any] = {"validation": "disabled"}
     if cfg.validation.enabled:
         from pipelines.quality.state import GateState
-        from pipelines.quality.suite import load_suite
         from pipelines.quality.verdict import merge_verdict
 
+        suites = run_suites(cfg)  # no "input" without an input suite
+        shares = {"input": cfg.validation.max_quarantine_fraction, "output": 0.0}
         with tempfile.TemporaryDirectory(prefix="batchscore-ids-") as tmp:
             verdicts = {}
-            for name, suite_path, share in (
-                ("input", cfg.validation.input_suite, cfg.validation.max_quarantine_fraction),
-                ("output", cfg.validation.output_suite, 0.0),
-            ):
+            for name, suite in suites.items():
+                share = shares[name]
                 states = [GateState.from_json(g) for r in results if (g := r.gates.get(name))]
                 arrays = load_parts(
                     _fetch_ids(store, r.ids_keys[name], Path(tmp))
@@ -46,19 +46,27 @@ def quality_verdicts(
                 )
                 extra = counts.rows_in - sum(st.rows for st in states) if name == "input" else 0
                 verdicts[name] = merge_verdict(
-                    load_suite(suite_path), states, arrays, share, extra_quarantined=extra
+                    suite, states, arrays, share, extra_quarantined=extra
                 )
         quality = {name: v.to_json() for name, v in verdicts.items()}
-        for verdict in verdicts.values():
+        for name, verdict in verdicts.items():
             try:
                 verdict.raise_for_failure()
             except QualityGateError as exc:
-                return quality, exc
+                return quality, _named_ids(exc, cfg.data.id_column) if name == "output" else exc
     frac = counts.rows_quarantined / counts.rows_in
     quality["quarantine_fraction"] = round(frac, 6)
     if frac > cfg.validation.max_quarantine_fraction:
         return quality, _too_many_quarantined(cfg, results, counts, frac)
     return quality, None
+
+
+def _named_ids(exc: QualityGateError, id_column: str) -> QualityGateError:
+    """The output gate's failure, saying which column its `id` is (the suite sees it renamed)."""
+    if id_column == SUITE_ID:
+        return exc
+    note = f"\n  (`{SUITE_ID}` in the output suite is the ID column {id_column!r})"
+    return QualityGateError(exc.what + note, where=exc.where, fix=exc.fix)
 
 
 def _too_many_quarantined(

@@ -162,7 +162,7 @@ def test_row13_stray_quotes_inside_fields_are_accounted_for(
     assert code == 0, out.err
     assert "300 rows in, 300 scored, 0 quarantined" in out.out
     got = published(tmp_path)
-    assert got["id"].tolist() == [str(i) for i in range(1, 301)]  # CSV IDs: text as written
+    assert got["ref"].tolist() == [str(i) for i in range(1, 301)]  # CSV IDs: text as written
 
 
 def test_row16_thousands_separators_quarantine_and_a_float_key_fails(
@@ -196,7 +196,7 @@ def test_row17_extreme_values_never_reach_a_model_without_a_range_check(
     data.loc[3, "items"] = -np.inf
     data.to_parquet(tmp_path / "x.parquet")
     assert score_cli(tmp_path, tmp_path / "x.parquet", path, sha) == 0, capsys.readouterr().err
-    got = published(tmp_path).set_index("id")
+    got = published(tmp_path).set_index("ref")
     assert 4 not in got.index
     row = data.loc[[2]].drop(columns="ref")
     assert got.loc[3, "score"] == model.predict_proba(row)[0, 1]
@@ -263,7 +263,7 @@ def test_row17_nan_rows_a_model_cannot_take_are_quarantined_not_fatal(
     assert set(q["_reason"]) == {"missing value the model cannot take"}
     got = published(tmp_path)
     clean = data.drop(index=[10, 500, 900])
-    assert got["id"].tolist() == clean["ref"].tolist()
+    assert got["ref"].tolist() == clean["ref"].tolist()
     assert np.array_equal(
         got["score"].to_numpy(), model.predict_proba(clean.drop(columns="ref"))[:, 1]
     )

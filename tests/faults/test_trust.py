@@ -100,9 +100,9 @@ def test_int64_ids_above_2_53_with_a_null_round_trip_exactly(
     scores = pq.read_table(
         next((tmp_path / "out").rglob("scores/*.parquet"))
     )  # one shard: one part
-    assert scores.schema.field("id").type == pa.int64()
+    assert scores.schema.field("ref").type == pa.int64()
     expected = [i for i in ids if i is not None]
-    assert scores.column("id").to_pylist() == expected
+    assert scores.column("ref").to_pylist() == expected
     kept = data.drop(index=77)
     proba = model.predict_proba(kept.drop(columns="ref"))[:, 1]
     assert np.array_equal(scores.column("score").to_numpy(), proba)
@@ -129,8 +129,8 @@ def test_text_ids_with_leading_zeros_and_uuids_are_published_as_given(
     code = score_cli(tmp_path, path, model, sha)
     assert code == 0, capsys.readouterr().err
     got = published(tmp_path)
-    assert got["id"].tolist() == ids
-    assert got["id"].map(type).eq(str).all()
+    assert got["ref"].tolist() == ids
+    assert got["ref"].map(type).eq(str).all()
 
 
 # --- hole 3: a shard reads only the bytes the plan hashed -------------------------------------
@@ -207,13 +207,16 @@ def test_a_model_without_a_card_never_sees_non_finite_features(
     assert code == 0, out.err
     assert "1,000 rows in, 998 scored, 2 quarantined" in out.out
     got = published(tmp_path)
-    assert 4 not in set(got["id"]) and 5 not in set(got["id"])
+    assert 4 not in set(got["ref"]) and 5 not in set(got["ref"])
     clean = data.drop(index=[3, 4])
     assert np.array_equal(
         got["score"].to_numpy(), model.predict_proba(clean.drop(columns="ref"))[:, 1]
     )
     reasons = set(published(tmp_path, "quarantine")["_reason"])
-    assert reasons == {"basket: non-finite value inf", "items: non-finite value -inf"}
+    assert reasons == {
+        "basket: non-finite value (inf or -inf): inf",
+        "items: non-finite value (inf or -inf): -inf",
+    }
 
 
 # --- hole 5: nothing fails after the commit ---------------------------------------------------

@@ -22,7 +22,7 @@ from pipelines.quality.verdict import QualityVerdict, merge_verdict
 from tests.paths import FIXTURES, ROOT
 
 INPUT_SUITE = ROOT / "validation" / "input_suite.json"
-OUTPUT_SUITE = ROOT / "validation" / "output_suite.json"
+OUTPUT_SUITE = ROOT / "pipelines" / "quality" / "output_suite.json"
 CANARY = FIXTURES / "canary_bad.csv"
 ID = "customer_id"
 

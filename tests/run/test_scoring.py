@@ -35,7 +35,7 @@ def reference(model_dir: Path, score_file: Path) -> pd.DataFrame:
     )
     frame = pq.read_table(score_file).to_pandas()
     proba = model.predict_proba(frame[list(model.feature_names_in_)])
-    return pd.DataFrame({"id": frame["customer_id"], "score": proba[:, 1]})
+    return pd.DataFrame({"customer_id": frame["customer_id"], "score": proba[:, 1]})
 
 
 @pytest.mark.parametrize(("chunk", "workers", "shard_rows"), [(997, 1, 10**6), (333, 2, 2_000)])
@@ -51,7 +51,7 @@ def test_scores_equal_predict_proba_exactly_across_chunks(
     want = reference(model_dir, score_file)
     assert manifest.counts.rows_in == len(want) == 5_003
     assert manifest.chunks >= 5_003 // chunk
-    assert got["id"].tolist() == want["id"].tolist()
+    assert got["customer_id"].tolist() == want["customer_id"].tolist()
     assert np.array_equal(got["score"].to_numpy(), want["score"].to_numpy())  # bit-for-bit
     assert set(got["run_key"].astype(str)) == {"test-run"}
     assert read_manifest(open_store(cfg), manifest.model.name, "test-run") == manifest
@@ -68,7 +68,7 @@ def test_reordered_columns_and_csv_give_identical_scores(
     for i, path in enumerate([tmp_path / "shuffled.parquet", tmp_path / "same.csv"]):
         cfg = make_cfg(**{"data.path": str(path), "run.key": f"r{i}", "validation.enabled": False})
         got = published_scores(cfg, run_pipeline(cfg))
-        assert got["id"].astype("int64").tolist() == want["id"].tolist()
+        assert got["customer_id"].astype("int64").tolist() == want["customer_id"].tolist()
         assert np.allclose(got["score"], want["score"], rtol=0, atol=1e-12), path.name
 
 
@@ -132,7 +132,7 @@ def test_a_users_own_model_and_data_score_through_cli_flags(tmp_path: Path) -> N
     got = pd.concat(pq.read_table(p).to_pandas() for p in parts)
     data = data.drop(index=5)
     proba = model.predict_proba(data.drop(columns="order_ref"))
-    assert got["id"].tolist() == data["order_ref"].tolist()
+    assert got["order_ref"].tolist() == data["order_ref"].tolist()
     assert np.array_equal(got["score"].to_numpy(), proba[:, 1])
     assert set(got["predicted_class"]) <= {"big", "small"}
     assert (out / "theirs" / "theirs-1" / "manifest.json").is_file()

@@ -1,0 +1,5 @@
+"""`python -m pipelines.cli`: the same as the `batchscore` command."""
+
+from pipelines.cli.main import main
+
+raise SystemExit(main())
