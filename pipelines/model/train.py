@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 
 from pipelines.config import Settings
 from pipelines.errors import InputDataError
@@ -45,7 +46,10 @@ def train_model(cfg: Settings, data_path: Path | None = None) -> dict[str, Any]:
         numeric, categorical, cfg.train.model, cfg.train.max_iter, cfg.train.seed
     )
     log.info("fitting %s on %d rows x %d features", cfg.train.model, len(x_train), x.shape[1])
-    model.fit(x_train, y_train)
+    # One OpenMP thread: HistGradientBoosting's sums depend on how many threads share them, so a
+    # model fitted on another core count would differ in its last bits (and in its sha256).
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model.fit(x_train, y_train)
     proba = model.predict_proba(x_test)
     metrics = {
         "roc_auc": round(float(roc_auc_score(y_test, proba[:, 1])), 4),
