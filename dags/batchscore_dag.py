@@ -7,7 +7,8 @@ quarantined rows, a run manifest and quality reports to the object store, all or
 **resolve** the params → **pull** the DVC-versioned input → **plan** (model pin, input columns
 against the model, suites, shard plan; no row read) → **fan_out** → **score** one mapped task per
 shard (row-level gates) → **publish** (run-level gates, reports, one commit) → **report** (summary
-line, asset events).
+line, asset events). A trigger with a conf key the form does not have fails at once, naming the
+known ones; every failed task's log ends with one `batchscore FAILED ...` line.
 
 Every step is a `pipelines` function, the same one `dvc repro` runs; this DAG adds the schedule,
 the trigger form, retries and the fan-out. Configuration is `params.yaml` (path from
@@ -21,7 +22,10 @@ when it would differ, unless *Overwrite* is on.
 
 Failures that retrying cannot fix (bad params, failed quality gates, a publish conflict, a tampered
 model) fail the task at once; storage and network errors are retried with exponential backoff.
-The trigger form, config loading and these helpers are in `batchscore_support.py` beside this file.
+The run's quality report: `quality report: <uri>` in the publish and report logs, `report_uri` in
+the Asset events' extra, and the **Quality report** link on those tasks in the UI.
+The trigger form, config loading and these helpers are in `batchscore_support.py` beside this file,
+what a finished run reports in `batchscore_report.py`.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import logging
 from typing import Any
 
 from airflow.sdk import Asset, dag, get_current_context, task
+from batchscore_report import link_quality_report, log_run_summary, publish_summary
 from batchscore_support import (
     PARAMS,
     ensure_pulled,
@@ -38,6 +43,7 @@ from batchscore_support import (
     form_overrides,
     load_settings,
     log_failure_summary,
+    log_retry_summary,
     nightly_schedule,
     reading,
 )
@@ -45,7 +51,7 @@ from batchscore_support import (
 log = logging.getLogger("batchscore.dag")
 
 # Downstream DAGs schedule on these (`schedule=[SCORES]`, or `Asset.ref(name="batchscore_scores")`).
-# Each event's `extra` holds the run key and the manifest URI of the run that published.
+# Each event's `extra` holds the run key, the manifest and quality report URIs of the run.
 SCORES = Asset(name="batchscore_scores", uri="batchscore://published/scores", group="batchscore")
 QUARANTINE = Asset(
     name="batchscore_quarantine", uri="batchscore://published/quarantine", group="batchscore"
@@ -71,6 +77,7 @@ OUTPUTS = [SCORES, QUARANTINE, REPORTS]
         "max_retry_delay": dt.timedelta(minutes=10),
         "execution_timeout": dt.timedelta(hours=1),
         "on_failure_callback": log_failure_summary,
+        "on_retry_callback": log_retry_summary,
     },
     on_failure_callback=log_failure_summary,
 )
@@ -79,9 +86,10 @@ def batchscore():
 
     @task(execution_timeout=dt.timedelta(minutes=5))
     def resolve(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Turn the trigger form into params.yaml overrides; fail now if any value is invalid."""
-        overrides = form_overrides(params or {}, get_current_context())
+        """Turn the trigger form into params.yaml overrides; fail now on an unknown key or a bad
+        value."""
         with fail_fast():
+            overrides = form_overrides(params or {}, get_current_context())
             cfg = load_settings(overrides)
         log.info(
             "batchscore run_key=%s data=%s@%s model=%s output=%s overrides=%s",
@@ -150,30 +158,14 @@ def batchscore():
         shards = [ShardResult.model_validate(r) for r in (results or [])[:]]
         with fail_fast():
             done = publish_run(load_settings(overrides), RunPlan.model_validate(plan), shards)
-        return {
-            "status": done.status,
-            "newly_published": done.newly_published,
-            "manifest_uri": done.manifest_uri,
-            **done.manifest.model_dump(
-                mode="json", include={"run_key", "content_sha256", "counts"}
-            ),
-        }
+        return publish_summary(done)  # logs "quality report: <uri>"
 
     @task(outlets=OUTPUTS, execution_timeout=dt.timedelta(minutes=5))
     def report(summary: dict[str, Any]) -> dict[str, Any]:
         """Log the run's summary line; announce newly published outputs to downstream DAGs."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        counts = summary.get("counts") or {}
-        log.info(
-            "batchscore run_key=%s status=%s rows_in=%s scored=%s quarantined=%s manifest=%s",
-            summary.get("run_key"),
-            summary.get("status"),
-            counts.get("rows_in"),
-            counts.get("rows_scored"),
-            counts.get("rows_quarantined"),
-            summary.get("manifest_uri"),
-        )
+        log_run_summary(summary)
         if not summary.get("newly_published"):
             # Nothing new for downstream DAGs, and a skipped task emits no asset event.
             raise AirflowSkipException(f"nothing newly published ({summary.get('status')})")
@@ -185,7 +177,8 @@ def batchscore():
     overrides = resolve()
     run_plan = plan(overrides, pull(overrides))
     scored = score.partial(overrides=overrides, plan=run_plan).expand(shard=fan_out(run_plan))
-    report(publish(overrides, run_plan, scored))
+    published = publish(overrides, run_plan, scored)
+    link_quality_report(published, report(published))
 
 
 batchscore()

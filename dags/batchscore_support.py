@@ -1,5 +1,6 @@
 """What `batchscore_dag.py` needs around the pipeline: the trigger form, the schedule, config
-loading, the S3 connection hand-off, fail-fast errors, the run key and the failure callback.
+loading, the S3 connection hand-off, fail-fast errors, the run key and the failure callbacks. What
+a finished run reports (summary, quality report, its link in the UI) is in `batchscore_report.py`.
 
 Airflow puts the dags folder on `sys.path` (the dag-processor and every task process), so the DAG
 imports this module by its name. It is listed in `.airflowignore`: not a DAG file itself. Cheap to
@@ -10,6 +11,7 @@ loaded), nothing heavy (pandas, scikit-learn, GX) until a task calls a function 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import logging
 import os
@@ -44,7 +46,12 @@ OVERRIDES = {
 # Switches force a setting on; off keeps params.yaml.
 FLAGS = {"overwrite": "run.overwrite", "dry_run": "run.dry_run"}
 
-# The trigger form shows the fields in this order (one section: the UI opens one at a time).
+# The form's sections (the `section` of a Param's schema), shown in this order, one open at a time.
+WHAT, HOW, PUBLISHING = "What to score", "How", "Publishing"
+# The form marks every field whose type does not allow null as required. A switch always has a
+# value, so its type admits null only to lose that mark; null means off, as False does.
+SWITCH = ["boolean", "null"]
+
 PARAMS = {
     "run_key": Param(
         None,
@@ -53,6 +60,7 @@ PARAMS = {
         title="Run key",
         description="Partition to publish, e.g. 2026-11-23. Empty: the logical date, else the "
         "date the run started.",
+        section=WHAT,
     ),
     "data_rev": Param(
         None,
@@ -61,6 +69,7 @@ PARAMS = {
         title="Data revision",
         description="Git revision (commit, tag or branch) of the DVC repo that pins the input. "
         "Empty: data.rev from params.yaml.",
+        section=WHAT,
     ),
     "model_path": Param(
         None,
@@ -68,6 +77,7 @@ PARAMS = {
         minLength=1,
         title="Model artifact",
         description="Path of the model version to score with (.skops). Empty: model.path.",
+        section=WHAT,
     ),
     "model_sha256": Param(
         None,
@@ -76,6 +86,7 @@ PARAMS = {
         title="Model sha256",
         description="Pinned sha256 of that artifact; it is refused if the file differs. "
         "Empty: model.sha256, else the model card's.",
+        section=WHAT,
     ),
     "chunk_size": Param(
         None,
@@ -83,6 +94,7 @@ PARAMS = {
         minimum=1,
         title="Chunk size (rows)",
         description="Rows per predict_proba call; bounds memory. Empty: score.chunk_size.",
+        section=HOW,
     ),
     "shard_rows": Param(
         None,
@@ -91,6 +103,7 @@ PARAMS = {
         title="Rows per shard",
         description="Target rows per mapped scoring task: input rows / this = number of shards. "
         "Empty: score.shard_rows.",
+        section=HOW,
     ),
     "max_quarantine_fraction": Param(
         None,
@@ -100,19 +113,22 @@ PARAMS = {
         title="Quarantine threshold",
         description="Fail the run if more than this share of rows is quarantined (0-1). "
         "Empty: validation.max_quarantine_fraction.",
+        section=HOW,
     ),
     "overwrite": Param(
         False,
-        type="boolean",
+        type=SWITCH,
         title="Overwrite",
         description="Replace an existing publication of this run key whose output differs. "
         "Off: such a rerun fails; an identical rerun is always a no-op.",
+        section=PUBLISHING,
     ),
     "dry_run": Param(
         False,
-        type="boolean",
+        type=SWITCH,
         title="Dry run",
         description="Pull, validate and score, but publish nothing.",
+        section=PUBLISHING,
     ),
 }
 
@@ -145,6 +161,20 @@ def nightly_schedule() -> CronTriggerTimetable:
 
 def log_failure_summary(context: Mapping[str, Any]) -> None:
     """Failure callback (task and DAG level): one line that says what failed, where and why."""
+    _log_summary(context, retrying=False)
+
+
+def log_retry_summary(context: Mapping[str, Any]) -> None:
+    """Retry callback: the same line for a failed try that Airflow will retry."""
+    _log_summary(context, retrying=True)
+
+
+def _log_summary(context: Mapping[str, Any], *, retrying: bool) -> None:
+    """In a task, Airflow runs the callback after the traceback, inside the log's "Post Execute"
+    group, which the UI shows collapsed: closing that group first makes the summary the last line
+    a reader sees, not a line hidden under the traceback."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     ti = context.get("ti") or context.get("task_instance")
     dag_run = context.get("dag_run")
     exception = context.get("exception")
@@ -154,8 +184,13 @@ def log_failure_summary(context: Mapping[str, Any]) -> None:
             where += f"[{ti.map_index}]"
         if getattr(ti, "try_number", None):
             where += f" try={ti.try_number}"
+        if retrying:
+            where += " (will retry)"
         reason = exception or "see the task log"
-    else:  # the DAG run's failure
+        if isinstance(exception, BaseException) and not isinstance(exception, AirflowFailException):
+            reason = f"{type(exception).__name__}: {exception}"  # fail_fast's messages have it
+        log.info("::endgroup::")  # Airflow's own closing marker follows: an extra one is ignored
+    else:  # the DAG run's failure (its callback runs in the dag-processor, not a task log)
         where = "dag_run"
         reason = f"{context['reason']} (task {getattr(ti, 'task_id', '?')} failed)"
     run_id = getattr(dag_run, "run_id", None) or context.get("run_id")
@@ -180,7 +215,12 @@ def fail_fast() -> Iterator[None]:
 
 
 def form_overrides(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """The trigger form as params.yaml overrides (empty fields left out), with the run key."""
+    """The trigger form as params.yaml overrides (empty fields left out), with the run key.
+
+    Raises ConfigError, in one sentence, for a conf key the form does not have or a value its
+    params.yaml setting refuses."""
+    refuse_unknown_keys(params, context)
+    check_form_values(params)
     overrides = {
         key: yaml_scalar(params[name])
         for name, key in OVERRIDES.items()
@@ -189,6 +229,58 @@ def form_overrides(params: Mapping[str, Any], context: Mapping[str, Any]) -> dic
     overrides.update({key: True for name, key in FLAGS.items() if params.get(name)})
     overrides["run.key"] = yaml_scalar(resolve_run_key(params, context))
     return overrides
+
+
+def refuse_unknown_keys(params: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+    """A typo in a run's conf (`run_kye`) would otherwise be ignored and the run go on without it.
+
+    Airflow accepts any extra conf key at trigger time and adds it to the params."""
+    from pipelines.errors import ConfigError
+
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    unknown = sorted((set(params) | set(conf)) - set(PARAMS))
+    if not unknown:
+        return
+    hints = {k: difflib.get_close_matches(k, list(PARAMS), n=1) for k in unknown}
+    if len(unknown) == 1:
+        (name,) = unknown
+        what = f"unknown conf key {name!r}" + (
+            f"; did you mean {hints[name][0]!r}?" if hints[name] else "."
+        )
+    else:
+        what = "unknown conf keys " + ", ".join(
+            f"{k!r}" + (f" (did you mean {hints[k][0]!r}?)" if hints[k] else "") for k in unknown
+        )
+        what += "."
+    raise ConfigError(f"{what} Known: {', '.join(PARAMS)}")
+
+
+def check_form_values(params: Mapping[str, Any]) -> None:
+    """Each form value against the params.yaml setting it overrides, one at a time, so a bad
+    one is named in a sentence (load_config lists every invalid setting, over several lines).
+
+    The form's own schema is checked by Airflow when the run is triggered; this catches what it
+    lets through and the config refuses."""
+    from pydantic import ValidationError
+
+    from pipelines.config import Settings
+    from pipelines.errors import ConfigError
+
+    for name, dotted in {**OVERRIDES, **FLAGS}.items():
+        value = params.get(name)
+        if value in (None, ""):
+            continue
+        section, field = dotted.split(".")
+        model = Settings.model_fields[section].annotation
+        try:  # each section validates assignments
+            setattr(model.model_construct(), field, value)  # type: ignore[union-attr]
+        except ValidationError as exc:
+            why = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            title = PARAMS[name].schema.get("title", name)
+            raise ConfigError(
+                f"trigger form field {title!r} ({name}) = {value!r} is not a valid {dotted}: "
+                f"{why[:1].lower()}{why[1:]}"
+            ) from None
 
 
 def yaml_scalar(value: Any) -> Any:

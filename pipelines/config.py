@@ -205,7 +205,7 @@ class RunParams(_Section):
     @field_validator("key")
     @classmethod
     def _key(cls, v: str | None) -> str | None:
-        if v is not None and not _RUN_KEY.match(v):
+        if v is not None and not _RUN_KEY.fullmatch(v):
             raise ValueError(
                 "must be 1-128 characters of letters, digits, '.', '_', '=', '-' "
                 "(e.g. 2026-11-23), starting with a letter or digit"

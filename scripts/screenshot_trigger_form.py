@@ -3,7 +3,9 @@
 
 Starts a throwaway `airflow standalone` serving dags/ (or uses a running one with --url and
 --token), opens the DAG in headless Chromium over the DevTools protocol, clicks "Trigger" and
-captures the dialog. Everything it starts is stopped on exit, on success or failure.
+captures the dialog with each section of the form open (the form opens one at a time: the picture
+stacks them). Everything it starts is stopped on exit, on success or failure. `form_facts` reads
+the same form for tests/e2e/test_airflow_e2e.py: its sections, fields and required marks.
 
     .venv/bin/python scripts/screenshot_trigger_form.py [--out docs/img/trigger-form.png]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import io
 import itertools
 import json
 import os
@@ -166,17 +169,23 @@ FORM_READY = f"""
 }})()
 """
 
-# Open the form's param sections (not "Advanced Options", the raw JSON editor), so the
-# screenshot shows every field with its description.
-EXPAND_SECTIONS = f"""
-(() => {{
-  const wanted = %s;
-  let opened = 0;
-  for (const b of {DIALOG}.querySelectorAll('button[aria-expanded="false"]')) {{
-    if (wanted.includes(b.innerText.trim())) {{ b.click(); opened++; }}
-  }}
-  return opened;
-}})()
+# The form's accordion items: each section of params, then "Advanced Options" (the raw JSON).
+ITEMS = f"""
+[...{DIALOG}.querySelectorAll('[data-scope="accordion"][data-part="item"]')].map(item => {{
+  const trigger = item.querySelector('[data-part="item-trigger"]');
+  const r = item.getBoundingClientRect(), t = trigger.getBoundingClientRect();
+  return {{
+    name: trigger.innerText.trim(),
+    open: trigger.getAttribute('aria-expanded') === 'true',
+    box: {{x: r.x, y: r.y, width: r.width, height: r.height}},
+    click: {{x: t.x + t.width / 2, y: t.y + t.height / 2}},
+    fields: [...item.querySelectorAll('[data-scope="field"][data-part="root"]')].map(f => ({{
+      label: f.querySelector('[data-part="label"]')?.innerText.trim(),
+      required: !!f.querySelector('[data-part="required-indicator"]'),
+      input: f.querySelector('input, textarea')?.type || null,
+    }})),
+  }};
+}})
 """
 
 DIALOG_BOX = f"""
@@ -188,28 +197,87 @@ DIALOG_BOX = f"""
 """
 
 
-def capture(base_url: str, token: str, out: Path, width: int = 1280, height: int = 2400) -> None:
-    sections = ["Run Parameters"]  # the form's default section: our params have no section
-    with chromium(width, height) as page:
-        page.call("Network.enable")
-        page.call("Network.setCookie", name="_token", value=token, url=base_url, path="/")
-        page.call("Page.enable")
-        page.call("Page.navigate", url=f"{base_url}/dags/{DAG_ID}")
-        page.wait_for(FIND_TRIGGER, "the Trigger button")
-        page.wait_for(FORM_READY % json.dumps(sections[-1]), "the trigger form")
-        page.js(EXPAND_SECTIONS % json.dumps(sections))
-        page.wait_for(FORM_READY % json.dumps("Quarantine threshold"), "the expanded sections")
-        time.sleep(1.5)  # let the dialog's animations settle
-        box = page.js(DIALOG_BOX)
-        shot = page.call(
-            "Page.captureScreenshot",
-            format="png",
-            captureBeyondViewport=True,
-            clip={**box, "scale": 1},
+def open_form(page: DevTools, base_url: str, token: str) -> list[dict[str, Any]]:
+    """Log in with `token`, open the DAG's Trigger dialog; its accordion items as ITEMS has them."""
+    page.call("Network.enable")
+    page.call("Network.setCookie", name="_token", value=token, url=base_url, path="/")
+    page.call("Page.enable")
+    page.call("Page.navigate", url=f"{base_url}/dags/{DAG_ID}")
+    page.wait_for(FIND_TRIGGER, "the Trigger button")
+    page.wait_for(FORM_READY % json.dumps("Advanced Options"), "the trigger form")
+    time.sleep(1.0)  # the dialog's opening animation
+    return page.js(ITEMS)
+
+
+def open_section(page: DevTools, name: str) -> list[dict[str, Any]]:
+    """Click a section's header as a user does (a real mouse click: the accordion ignores a
+    scripted `click()`); the form opens one section at a time. Returns ITEMS afterwards."""
+    (item,) = [i for i in page.js(ITEMS) if i["name"] == name]
+    if not item["open"]:
+        for kind in ("mousePressed", "mouseReleased"):
+            page.call(
+                "Input.dispatchMouseEvent", type=kind, button="left", clickCount=1, **item["click"]
+            )
+        page.wait_for(
+            f"({ITEMS}).some(i => i.name === {json.dumps(name)} && i.open)", f"section {name}"
         )
+        time.sleep(0.8)  # the opening animation: its height grows to the content's
+    return page.js(ITEMS)
+
+
+def form_facts(base_url: str, token: str) -> dict[str, Any]:
+    """What the trigger form shows, section by section, opening each in turn: for a test.
+
+    `sections` maps each section (not "Advanced Options") to its fields' labels; `required` is
+    the labels the form marks required (the red asterisk); `switches` the checkbox-like fields.
+    """
+    with chromium(1280, 2400) as page:
+        names = [i["name"] for i in open_form(page, base_url, token)]
+        sections: dict[str, list[str]] = {}
+        required, switches = [], []
+        for name in names[:-1]:  # the last is Advanced Options
+            (item,) = [i for i in open_section(page, name) if i["name"] == name]
+            sections[name] = [f["label"] for f in item["fields"]]
+            required += [f["label"] for f in item["fields"] if f["required"]]
+            switches += [f["label"] for f in item["fields"] if f["input"] == "checkbox"]
+    return {"items": names, "sections": sections, "required": required, "switches": switches}
+
+
+def capture(base_url: str, token: str, out: Path, width: int = 1280, height: int = 2400) -> None:
+    """The dialog with every section open, as one picture: the form opens one section at a time,
+    so each is shot open in turn and the pieces are stacked (top, each open section, the rest)."""
+    from PIL import Image
+
+    pieces = []
+    with chromium(width, height) as page:
+        items = open_form(page, base_url, token)
+        sections = [i["name"] for i in items[:-1]]
+        for n, name in enumerate(sections):
+            items = open_section(page, name)
+            box = page.js(DIALOG_BOX)
+            shot = Image.open(io.BytesIO(_shot(page, box)))
+            top = int(items[n]["box"]["y"] - box["y"])
+            end = int(items[n]["box"]["y"] + items[n]["box"]["height"] - box["y"])
+            if n == 0:
+                pieces.append(shot.crop((0, 0, shot.width, top)))  # title, run type, dates
+            pieces.append(shot.crop((0, top, shot.width, end)))
+            if n == len(sections) - 1:
+                pieces.append(shot.crop((0, end, shot.width, shot.height)))  # the rest, Trigger
+    image = Image.new("RGB", (pieces[0].width, sum(p.height for p in pieces)), "white")
+    y = 0
+    for piece in pieces:
+        image.paste(piece, (0, y))
+        y += piece.height
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(base64.b64decode(shot["data"]))
-    print(f"wrote {out} ({out.stat().st_size:,} bytes, {box['width']:.0f}x{box['height']:.0f})")
+    image.save(out, optimize=True)
+    print(f"wrote {out} ({out.stat().st_size:,} bytes, {image.width}x{image.height}): {sections}")
+
+
+def _shot(page: DevTools, box: dict[str, float]) -> bytes:
+    shot = page.call(
+        "Page.captureScreenshot", format="png", captureBeyondViewport=True, clip={**box, "scale": 1}
+    )
+    return base64.b64decode(shot["data"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -329,14 +329,44 @@ class AirflowStandalone:
         self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1
     ) -> str:
         """The task's log as text (all structured log lines' events joined)."""
+        events = self.task_log_events(dag_id, run_id, task_id, try_number, map_index)
+        return "\n".join(str(e.get("event", "")) for e in events)
+
+    def task_log_events(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1
+    ) -> list[dict[str, Any]]:
+        """The task's log as the UI gets it: one dict per line (`event`, `level`, `logger` ...)."""
         path = f"dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{task_id}/logs/{try_number}"
         answer = self.api("GET", path, map_index=map_index, full_content="true")
         content = answer.get("content", answer) if isinstance(answer, dict) else answer
-        if isinstance(content, list):
-            return "\n".join(
-                item.get("event", "") if isinstance(item, dict) else str(item) for item in content
-            )
-        return str(content)
+        if not isinstance(content, list):
+            content = str(content).splitlines()
+        return [item if isinstance(item, dict) else {"event": str(item)} for item in content]
+
+    def extra_links(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+    ) -> dict[str, str | None]:
+        """The task instance's extra links (name -> URL), as the UI's task page shows them."""
+        path = f"dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{task_id}/links"
+        answer = self.api("GET", path, map_index=map_index)
+        return answer.get("extra_links", answer)
+
+
+def visible_lines(events: list[dict[str, Any]]) -> list[str]:
+    """A task log's lines as the UI's log view shows them at first: `::group::` markers become
+    folded headers (the lines inside stay hidden until clicked), `::endgroup::` closes the
+    innermost one (an extra one closes nothing)."""
+    shown, depth = [], 0
+    for event in (str(e.get("event", "")) for e in events):
+        if "::group::" in event:
+            if depth == 0:
+                shown.append(f"[+] {event.split('::group::', 1)[1]}")
+            depth += 1
+        elif "::endgroup::" in event:
+            depth = max(depth - 1, 0)
+        elif depth == 0:
+            shown.append(event)
+    return shown
 
 
 class HTTPStatusError(AirflowHarnessError):
@@ -427,8 +457,9 @@ def build_project(
     params["model"].update(path=str(root / "models" / "model.skops"), sha256=None, card=None)
     params["score"].update(chunk_size=500, workers=1, shard_rows=shard_rows, progress="off")
     params["validation"]["enabled"] = validation
-    for suite in ("input_suite", "output_suite"):
-        params["validation"][suite] = str(ROOT / params["validation"][suite])
+    for suite in ("input_suite", "output_suite"):  # null: the built-in suite
+        if params["validation"].get(suite):
+            params["validation"][suite] = str(ROOT / params["validation"][suite])
     params["output"]["uri"] = output_uri or f"file://{root / 'out'}"
     params["s3"]["endpoint_url"] = s3_endpoint
     path = root / "params.yaml"

@@ -135,3 +135,9 @@ def test_a_bad_value_names_where_it_came_from(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(params, {"score.zzz": 1}, env={})
     assert "unknown key score.zzz; allowed: score.chunk_size, score.workers" in str(err.value)
+
+
+def test_a_run_key_with_a_trailing_newline_is_refused() -> None:
+    """`$` also matches before a final newline: the key must match as a whole."""
+    with pytest.raises(ConfigError, match="run.key"):
+        load_config(ROOT / "params.yaml", {"run.key": '"2026-01-15\\n"'}, env={})

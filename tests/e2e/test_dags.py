@@ -10,7 +10,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -90,7 +92,8 @@ def test_dagbag_loads_fast_without_heavy_imports_or_io(record_property) -> None:
     assert DAG_ID in result["dags"]
     assert result["heavy"] == [], f"heavy modules imported at parse time: {result['heavy']}"
     assert set(result["pipelines"]) <= PARSE_TIME_PIPELINES, result["pipelines"]
-    # batchscore_support.py is imported by the DAG, not parsed as a DAG file (.airflowignore)
+    # batchscore_support.py and batchscore_report.py are imported by the DAG, not parsed as DAG
+    # files (.airflowignore)
     assert [Path(f).name for f in result["files"]] == ["batchscore_dag.py"], result["files"]
     record_property("dagbag_parse_seconds", round(result["seconds"], 3))
     print(f"\nDagBag parse of dags/: {result['seconds'] * 1000:.0f} ms, {result['dags']}")
@@ -134,8 +137,14 @@ def test_dag_shape(dag) -> None:
         assert task.retry_exponential_backoff, task.task_id
         assert task.execution_timeout is not None, task.task_id
         assert task.on_failure_callback, task.task_id
+        assert task.on_retry_callback, task.task_id  # a failed try ends its log with a summary too
     outlets = {a.name for a in dag.get_task("report").outlets}
     assert outlets == {"batchscore_scores", "batchscore_quarantine", "batchscore_reports"}
+    links = {t.task_id: [link.name for link in t.operator_extra_links] for t in dag.tasks}
+    assert {k: v for k, v in links.items() if v} == {
+        "publish": ["Quality report"],
+        "report": ["Quality report"],
+    }
 
 
 def test_trigger_form_params_explain_themselves(dag) -> None:
@@ -160,6 +169,66 @@ def test_trigger_form_params_explain_themselves(dag) -> None:
     dag.params.validate()
 
 
+FORM_SECTIONS = {
+    "What to score": ["run_key", "data_rev", "model_path", "model_sha256"],
+    "How": ["chunk_size", "shard_rows", "max_quarantine_fraction"],
+    "Publishing": ["overwrite", "dry_run"],
+}
+
+
+def test_trigger_form_is_in_sections_and_nothing_is_marked_required(dag) -> None:
+    # The form shows sections in the order their first field comes, fields in dict order.
+    shown: dict[str, list[str]] = {}
+    for name in dag.params:
+        shown.setdefault(dag.params.get_param(name).schema["section"], []).append(name)
+    assert shown == FORM_SECTIONS
+    assert list(shown) == list(FORM_SECTIONS)
+    for name in dag.params:
+        schema = dag.params.get_param(name).schema
+        # Airflow's form marks a field required unless its type admits null (`isRequired` in
+        # the UI's FieldRow); the UI test in test_airflow_e2e.py checks the rendered form.
+        assert isinstance(schema["type"], list) and "null" in schema["type"], name
+    for name in FORM_SECTIONS["Publishing"]:  # switches: a boolean, off unless turned on
+        param = dag.params.get_param(name)
+        assert [t for t in param.schema["type"] if t != "null"] == ["boolean"], name
+        assert param.value is False, name
+
+
+def test_unknown_conf_keys_and_values_the_config_refuses_are_one_sentence(support) -> None:
+    from pipelines.errors import ConfigError
+
+    known = "Known: run_key, data_rev, model_path, model_sha256, chunk_size, shard_rows, "
+    with pytest.raises(ConfigError) as info:
+        support.form_overrides({"run_key": None, "run_kye": "2026-01-15"}, {})
+    assert str(info.value) == (
+        "unknown conf key 'run_kye'; did you mean 'run_key'? " + known
+        + "max_quarantine_fraction, overwrite, dry_run"
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^unknown conf key 'colour'\. Known: run_key, "):
+        support.form_overrides({"colour": "blue"}, {})
+    with pytest.raises(ConfigError) as info:  # the conf, even if Airflow did not merge it
+        support.form_overrides({}, {"dag_run": SimpleNamespace(conf={"dry-run": 1, "zz": 2})})
+    assert str(info.value).startswith(
+        "unknown conf keys 'dry-run' (did you mean 'dry_run'?), 'zz'. Known: run_key, "
+    )
+    refused = {
+        "chunk_size": (0, "'Chunk size (rows)' (chunk_size) = 0 is not a valid score.chunk_size: "
+                       "input should be greater than or equal to 1"),
+        "model_sha256": ("xyz", "'Model sha256' (model_sha256) = 'xyz' is not a valid "
+                         "model.sha256: must be 64 hex characters"),
+        "max_quarantine_fraction": (2, "(max_quarantine_fraction) = 2 is not a valid "
+                                    "validation.max_quarantine_fraction: input should be less "
+                                    "than or equal to 1"),
+        "run_key": ("a/b", "'Run key' (run_key) = 'a/b' is not a valid run.key: must be 1-128"),
+    }  # fmt: skip
+    for name, (value, expected) in refused.items():
+        with pytest.raises(ConfigError) as info:
+            support.form_overrides({name: value}, {})
+        message = str(info.value)
+        assert expected in message, message
+        assert "\n" not in message and message.startswith("trigger form field "), message
+
+
 def test_schedule_from_params_and_fallback_when_unreadable(
     support, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -182,7 +251,6 @@ def test_schedule_from_params_and_fallback_when_unreadable(
 
 def test_run_key_resolution(support) -> None:
     import datetime as dt
-    from types import SimpleNamespace
 
     logical = dt.datetime(2026, 11, 23, 2, tzinfo=dt.UTC)
     started = SimpleNamespace(start_date=dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC))
@@ -208,8 +276,6 @@ def test_non_retryable_errors_fail_fast(support) -> None:
 
 
 def test_failure_callbacks_log_one_line(support, caplog) -> None:
-    from types import SimpleNamespace
-
     ti = SimpleNamespace(task_id="score", map_index=2, try_number=3)
     context = {
         "ti": ti,
@@ -217,13 +283,20 @@ def test_failure_callbacks_log_one_line(support, caplog) -> None:
         "params": {"run_key": "2026-11-23"},
         "exception": ValueError("boom\n  with detail"),
     }
-    with caplog.at_level("ERROR", logger="batchscore.dag"):
+    with caplog.at_level("INFO", logger="batchscore.dag"):
         support.log_failure_summary(context)
+        support.log_retry_summary(context)
         support.log_failure_summary({**context, "exception": None, "reason": "task_failure"})
     lines = [r.getMessage() for r in caplog.records if r.name == "batchscore.dag"]
+    # In a task, the summary first closes the "Post Execute" log group Airflow has opened around
+    # the callbacks, so the UI shows it below the traceback, not folded away.
     assert lines == [
+        "::endgroup::",
         "batchscore FAILED run_id=manual__x run_key=2026-11-23 task=score[2] try=3: "
-        "boom with detail",
+        "ValueError: boom with detail",
+        "::endgroup::",
+        "batchscore FAILED run_id=manual__x run_key=2026-11-23 task=score[2] try=3 (will retry): "
+        "ValueError: boom with detail",
         "batchscore FAILED run_id=manual__x run_key=2026-11-23 dag_run: "
         "task_failure (task score failed)",
     ]
@@ -244,13 +317,22 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_project(tmp_path_factory.mktemp("project"))
 
 
-def _run(dag, conf: dict[str, Any], logical_date: Any = None, **task_overrides: dict[str, Any]):
-    """dag.test() one run; `task_overrides` set attributes of tasks (`publish={"retries": 0}`)."""
+def _run(
+    dag,
+    conf: dict[str, Any],
+    logical_date: Any = None,
+    prepare: Callable[[Any], None] | None = None,
+    **task_overrides: dict[str, Any],
+):
+    """dag.test() one run; `task_overrides` set attributes of tasks (`publish={"retries": 0}`),
+    `prepare` gets the fresh DAG object first."""
     from airflow.dag_processing.dagbag import DagBag
 
     # A fresh DAG object per run: dag.test() runs tasks in this process, where a run's conf
     # would otherwise stay in the shared params of the next run (the scheduler has no such state).
     dag = DagBag(dag_folder=str(DAGS)).dags[dag.dag_id]
+    if prepare is not None:
+        prepare(dag)
     for task_id, attrs in task_overrides.items():
         for name, value in attrs.items():
             setattr(dag.get_task(task_id), name, value)
@@ -264,7 +346,7 @@ def _run(dag, conf: dict[str, Any], logical_date: Any = None, **task_overrides: 
     return dr, states
 
 
-def _xcom(dr, task_id: str) -> Any:
+def _xcom(dr, task_id: str, key: str = "return_value") -> Any:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -275,10 +357,40 @@ def _xcom(dr, task_id: str) -> Any:
                 XComModel.dag_id == dr.dag_id,
                 XComModel.run_id == dr.run_id,
                 XComModel.task_id == task_id,
-                XComModel.key == "return_value",
+                XComModel.key == key,
             )
         )
-    return json.loads(value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:  # an extra link's XCom is the bare URL
+        return value
+
+
+def _asset_event_extras(dr) -> dict[str, dict[str, Any]]:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(
+            select(AssetEvent).where(
+                AssetEvent.source_dag_id == dr.dag_id, AssetEvent.source_run_id == dr.run_id
+            )
+        ).all()
+        return {e.uri: e.extra for e in events}
+
+
+def _summaries(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The task failure callbacks' lines (dag.test() also runs the DAG's: its line says dag_run)."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "batchscore.dag"
+        and r.getMessage().startswith("batchscore FAILED")
+        and " dag_run: " not in r.getMessage()
+    ]
 
 
 def _manifests(root: Path) -> list[Path]:
@@ -286,14 +398,29 @@ def _manifests(root: Path) -> list[Path]:
 
 
 def test_dag_test_end_to_end_local_and_idempotent(
-    dag, airflow_db, project: Path, monkeypatch: pytest.MonkeyPatch
+    dag, airflow_db, project: Path, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
     monkeypatch.setenv("BATCHSCORE_PARAMS", str(project))
     out = project.parent / "out"
 
-    dr, states = _run(dag, {"run_key": "2026-01-15"})
+    with caplog.at_level("INFO", logger="batchscore.dag"):
+        dr, states = _run(dag, {"run_key": "2026-01-15"})
     assert dr.state == "success", states
     assert states["report"] == "success"
+    # The quality report: in the log, in the summary, on the UI's link, in the asset events.
+    report_uri = _xcom(dr, "publish")["report_uri"]
+    assert report_uri.startswith(f"file://{out}/") and report_uri.endswith("/quality.html")
+    assert "/2026-01-15/" in report_uri, report_uri
+    assert Path(report_uri.removeprefix("file://")).is_file()
+    logged = [r.getMessage() for r in caplog.records if r.name == "batchscore.dag"]
+    assert logged.count(f"quality report: {report_uri}") == 2  # publish's log and report's
+    for task_id in ("publish", "report"):
+        assert _xcom(dr, task_id, "_link_QualityReportLink") == report_uri, task_id
+    extras = _asset_event_extras(dr)
+    assert set(extras) == {a.uri for a in dag.get_task("report").outlets}
+    assert all(
+        e["report_uri"] == report_uri and e["run_key"] == "2026-01-15" for e in extras.values()
+    )
     assert sum(k.startswith("score[") for k in states) == 3  # 5,000 rows / 2,000 per shard
     (manifest_path,) = _manifests(out)
     manifest = json.loads(manifest_path.read_text())
@@ -323,6 +450,52 @@ def test_dag_test_manual_run_without_logical_date_gets_a_run_key(
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     assert _xcom(dr, "resolve")["run.key"] == json.dumps(today)  # quoted: see yaml_scalar
     assert not list((project.parent / "out").rglob(f"{today}/manifest.json"))
+
+
+def test_dag_test_unknown_conf_key_fails_resolve_at_once(
+    dag, airflow_db, project: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    monkeypatch.setenv("BATCHSCORE_PARAMS", str(project))
+    with caplog.at_level("INFO", logger="batchscore.dag"):
+        dr, states = _run(dag, {"run_kye": "typo-1", "dry_run": True})
+    assert dr.state == "failed"
+    assert states["resolve"] == "failed" and states["pull"] == "upstream_failed", states
+    resolve = next(ti for ti in dr.get_task_instances() if ti.task_id == "resolve")
+    assert resolve.try_number == 1  # AirflowFailException: no retry
+    (line,) = _summaries(caplog)
+    assert f"run_id={dr.run_id} run_key=<from date> task=resolve try=1: " in line
+    assert line.endswith(
+        "ConfigError: unknown conf key 'run_kye'; did you mean 'run_key'? Known: run_key, "
+        "data_rev, model_path, model_sha256, chunk_size, shard_rows, max_quarantine_fraction, "
+        "overwrite, dry_run"
+    ), line
+
+
+def _loosen(name: str, keyword: str) -> Callable[[Any], None]:
+    """Drop one rule from a form field's schema: a form that lets through what the config
+    refuses (as when the two drift apart)."""
+
+    def prepare(dag: Any) -> None:
+        for params in (dag.params, *(t.params for t in dag.tasks)):
+            if name in params:
+                params.get_param(name).schema.pop(keyword, None)
+
+    return prepare
+
+
+def test_dag_test_value_the_config_refuses_fails_resolve_naming_the_field(
+    dag, airflow_db, project: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    monkeypatch.setenv("BATCHSCORE_PARAMS", str(project))
+    conf = {"run_key": "chunk-0", "chunk_size": 0}
+    with caplog.at_level("INFO", logger="batchscore.dag"):
+        dr, states = _run(dag, conf, prepare=_loosen("chunk_size", "minimum"))
+    assert dr.state == "failed" and states["resolve"] == "failed", states
+    (line,) = _summaries(caplog)
+    assert line.endswith(
+        "task=resolve try=1: ConfigError: trigger form field 'Chunk size (rows)' (chunk_size) = 0 "
+        "is not a valid score.chunk_size: input should be greater than or equal to 1"
+    ), line
 
 
 def test_dag_test_bad_param_fails_fast(
@@ -413,7 +586,7 @@ def test_dag_test_publish_timeout_commits_nothing_and_the_retry_commits_once(
 
 
 def test_dag_test_publish_retry_after_its_commit_reports_identical_and_still_announces(
-    dag, airflow_db, project: Path, monkeypatch: pytest.MonkeyPatch
+    dag, airflow_db, project: Path, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
     """Try 1 of publish commits and then fails (say, the reply is lost); try 2 shares the plan's
     attempt id. The status is what try 2's publish did ("identical": the DAG used to say
@@ -436,8 +609,14 @@ def test_dag_test_publish_retry_after_its_commit_reports_identical_and_still_ann
     monkeypatch.setattr(pipelines.run.finalize, "commit_run", commit_then_fail)
     monkeypatch.setenv("BATCHSCORE_PARAMS", str(project))
     retry = {"retries": 1, "retry_delay": dt.timedelta(0)}
-    dr, states = _run(dag, {"run_key": "commit-then-fail"}, publish=retry)
+    with caplog.at_level("INFO", logger="batchscore.dag"):
+        dr, states = _run(dag, {"run_key": "commit-then-fail"}, publish=retry)
     assert dr.state == "success", states
+    # The failed try's log ends with its summary too (the retry callback's)
+    assert _summaries(caplog) == [
+        f"batchscore FAILED run_id={dr.run_id} run_key=commit-then-fail task=publish try=1 "
+        "(will retry): StorageError: connection reset after the manifest was written"
+    ]
     publish = next(ti for ti in dr.get_task_instances() if ti.task_id == "publish")
     assert publish.try_number == 2 and commits == ["committed"]  # try 2 did not commit again
     summary = _xcom(dr, "publish")
