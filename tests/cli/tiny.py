@@ -73,13 +73,13 @@ def batchscore(
     )
 
 
-def published_ids(out: Path, model: str, run_key: str) -> list[int]:
-    """The IDs in a published run's scores parts, whatever the ID column is called."""
+def published_ids(out: Path, model: str, run_key: str, id_column: str = "patient_id") -> list[int]:
+    """The IDs in a published run's scores parts, under the input's own ID column name."""
     import json
 
     manifest = json.loads((out / model / run_key / "manifest.json").read_text())
     files = [out / p["key"] for p in manifest["parts"] if p["kind"] == "scores"]
     table = pa.concat_tables(pq.read_table(f) for f in files)
-    column = "patient_id" if "patient_id" in table.column_names else "id"
-    assert table.schema.field(column).type == pa.int64()
-    return table.column(column).to_pylist()
+    assert table.column_names[0] == id_column, table.column_names
+    assert table.schema.field(id_column).type == pa.int64()
+    return table.column(id_column).to_pylist()
