@@ -69,32 +69,26 @@ def list_(**options: Any) -> None:
     store, uri = _store(options)
     if options["failed"]:
         failed = failed_attempts(store, options["model_name"])
-        if options["as_json"]:
-            click.echo(json.dumps(failed, indent=2))
-            return
-        if not failed:
-            click.echo(f"no failed attempts under {uri}")
-            return
         header = ["RUN", "ATTEMPT", "FAILED AT", "PUBLISHED SINCE", "REPORT", "WHY"]
         rows = [
             [f["run"], f["attempt_id"], f["generated_at"] or "?"]
             + ["yes" if f["published_since"] else "no", f["report"], _short(f["why"], 100)]
             for f in failed
         ]
-        click.echo(_table(header, rows))
+        _listing(options, failed, f"no failed attempts under {uri}", _table(header, rows))
         return
     found = [m for m in list_runs(store) if options["model_name"] in (None, m.model.name)]
     listed = [_summary(m, gate_verdict(m.quality)) for m in found]
-    if options["as_json"]:
-        click.echo(json.dumps(listed, indent=2))
-        return
-    if not listed:
-        click.echo(f"no published runs under {uri}")
-        return
     header = ["RUN", "CREATED", "ROWS IN", "SCORED", "QUARANTINED", "GATE", "MODEL VERSION"]
     keys = ["run", "created_at", "rows_in", "rows_scored", "rows_quarantined", "gate"]
     rows = [[_cell(r[k]) for k in keys] + [r["model_version"]] for r in listed]
-    click.echo(_table(header, rows, numeric={2, 3, 4}))
+    table = _table(header, rows, numeric={2, 3, 4})
+    _listing(options, listed, f"no published runs under {uri}", table)
+
+
+def _listing(options: dict[str, Any], items: list[Any], empty: str, table: str) -> None:
+    """Print a listing: JSON for machines, a note when there is nothing, else the table."""
+    click.echo(json.dumps(items, indent=2) if options["as_json"] else table if items else empty)
 
 
 @runs.command()

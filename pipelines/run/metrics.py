@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from pipelines.publish.manifest import RunManifest
+from pipelines.run.compare import suite_verdicts
 
 DISTRIBUTION_FIELDS = ("score_from", "score_to", "rows")
 
@@ -20,11 +21,7 @@ def run_metrics(manifest: RunManifest) -> dict[str, Any]:
     """Rows in, scored, quarantined, the quarantined share, the rate and each gate's status."""
     counts = manifest.counts
     share = counts.rows_quarantined / counts.rows_in if counts.rows_in else 0.0
-    gates = {
-        name: "passed" if verdict.get("success") else "failed"
-        for name, verdict in sorted(manifest.quality.items())
-        if isinstance(verdict, dict) and "success" in verdict
-    }
+    gates = {name: v["verdict"] for name, v in suite_verdicts(manifest.quality).items()}
     return {
         "run_key": manifest.run_key,
         "rows_in": counts.rows_in,
@@ -41,13 +38,6 @@ def run_metrics(manifest: RunManifest) -> dict[str, Any]:
 def render_metrics(manifest: RunManifest) -> str:
     """The metrics as stable JSON (sorted keys): one small file per run."""
     return json.dumps(run_metrics(manifest), indent=2, sort_keys=True) + "\n"
-
-
-def report_json_key(manifest: RunManifest) -> str | None:
-    """The object key of the run's JSON quality report (it holds the score histogram)."""
-    return next(
-        (p.key for p in manifest.parts if p.kind == "report" and p.key.endswith(".json")), None
-    )
 
 
 def render_distribution(report: dict[str, Any]) -> str:

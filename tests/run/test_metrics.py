@@ -8,7 +8,8 @@ import json
 from collections.abc import Callable
 
 from pipelines.config import Settings
-from pipelines.run.metrics import render_distribution, render_metrics, report_json_key, run_metrics
+from pipelines.run.compare import published_report
+from pipelines.run.metrics import render_distribution, render_metrics, run_metrics
 from pipelines.run.pipeline import run_pipeline
 from pipelines.storage.open import open_store
 
@@ -25,9 +26,8 @@ def test_metrics_and_distribution_agree_with_the_published_run(
     assert metrics["gate"] == {"input": "passed", "output": "passed"}
     assert json.loads(render_metrics(manifest)) == metrics
 
-    key = report_json_key(manifest)
-    assert key is not None and key.endswith(".json")
-    report = json.loads(open_store(cfg).get_bytes(key))
+    report = published_report(open_store(cfg), manifest)
+    assert report is not None
     rows = list(csv.DictReader(io.StringIO(render_distribution(report))))
     assert len(rows) == len(report["score_histogram"]["counts"])
     assert sum(int(r["rows"]) for r in rows) == manifest.counts.rows_scored
