@@ -1,0 +1,1 @@
+"""Alerts: one message per run that needs a person, sent through Airflow's notifiers."""
