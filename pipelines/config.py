@@ -20,10 +20,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipelines.alerts.settings import AlertsSettings
 from pipelines.errors import ConfigError
+from pipelines.monitoring.settings import MonitoringSettings
+from pipelines.outcomes.settings import LabelsSettings
+from pipelines.params_file import PARAMS_ENV, params_file, read_params
+from pipelines.registry.settings import RegistrySettings
 
 ENV_PREFIX = "BATCHSCORE__"
-PARAMS_ENV = "BATCHSCORE_PARAMS"  # the params file to read (default: ./params.yaml, if any)
+__all__ = ["PARAMS_ENV", "Settings", "load_config"]
 # Shared with the DAG's trigger form (dags/batchscore_support.py), which imports them cheaply.
 RUN_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}$"
 DEFAULT_CRON = "0 2 * * *"
@@ -50,6 +55,10 @@ class GenerateParams(_Section):
     row_group_rows: int = Field(65_536, ge=1_000)
     train_path: Path = Path("data/train.parquet")
     score_path: Path = Path("data/score.parquet")
+    labels_path: Path | None = Field(
+        Path("data/score_labels.parquet"),
+        description="the score set's true labels, as if delivered later (null: not written)",
+    )
 
 
 class TrainParams(_Section):
@@ -88,6 +97,15 @@ class ModelParams(_Section):
     """The model artifact and its pin: nothing is deserialized before its sha256 matches."""
 
     path: Path = Path("models/model.skops")
+    uri: str | None = Field(
+        None, description="models:/NAME@ALIAS, models:/NAME/VERSION or a path; set: wins over path"
+    )
+    challenger: str | None = Field(
+        None, description="shadow model (models:/ URI or path) scored in the same pass"
+    )
+    challenger_top_k: int = Field(
+        1000, ge=1, description="k of the champion/challenger top-k overlap"
+    )
     sha256: str | None = Field(None, description="pinned sha256; null = from the model card")
     card: Path | None = Field(None, description="model card JSON; default: <model>.card.json")
     trusted_types: list[str] = Field(default_factory=list)
@@ -232,13 +250,20 @@ class Settings(_Section):
     s3: S3Params = S3Params()
     run: RunParams = RunParams()
     schedule: ScheduleParams = ScheduleParams()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    registry: RegistrySettings = RegistrySettings()
+    labels: LabelsSettings = LabelsSettings()
+    alerts: AlertsSettings = AlertsSettings()
     root: Path = Field(Path("."), exclude=True)
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
         for dotted in (*_PATH_KEYS, "output.uri"):
-            section, name = dotted.split(".")
-            obj, value = getattr(self, section), getattr(getattr(self, section), name)
+            *sections, name = dotted.split(".")
+            obj: Any = self
+            for section in sections:
+                obj = getattr(obj, section)
+            value = getattr(obj, name)
             if (fixed := _absolute(value, self.root)) != value:
                 object.__setattr__(obj, name, fixed)
         return self
@@ -250,6 +275,7 @@ class Settings(_Section):
 
 _PATH_KEYS = ("generate.train_path", "generate.score_path", "data.path", "model.path")
 _PATH_KEYS += ("model.card", "validation.input_suite", "validation.output_suite")
+_PATH_KEYS += ("generate.labels_path", "monitoring.baseline")
 _SECTIONS = [name for name in Settings.model_fields if name != "root"]
 
 
@@ -280,8 +306,8 @@ def load_config(
     `overrides`, to `relative_to` (the CLI passes the current folder), else to the file's folder.
     """
     environ = os.environ if env is None else env
-    path = _params_file(params_path, environ)
-    raw, where = _read_params(path) if path else ({}, {})
+    path = params_file(params_path, environ)
+    raw, where = read_params(path) if path else ({}, {})
     root = path.resolve().parent if path else Path.cwd()
     given = [  # (key, value, where it came from, what its relative paths are relative to)
         (k[len(ENV_PREFIX) :].lower().replace("__", "."), v, f"environment variable {k}", None)
@@ -301,55 +327,6 @@ def load_config(
         raise ConfigError(_explain(exc, where)) from None
 
 
-def _params_file(given: str | Path | None, environ: Mapping[str, str]) -> Path | None:
-    """The params file to read; None means built-in defaults (no ./params.yaml, none named)."""
-    named = given or environ.get(PARAMS_ENV)
-    if not named:
-        default = Path("params.yaml")
-        return default if default.is_file() else None
-    path = Path(named)
-    if not path.is_file():
-        raise ConfigError(
-            f"params file {path.resolve()} not found",
-            fix=f"check --params / {PARAMS_ENV} (unset: ./params.yaml if any, else defaults)",
-        )
-    return path
-
-
-def _read_params(path: Path) -> tuple[dict[str, Any], dict[str, str | None]]:
-    """The file's sections, and where each `section.key` in it is written (file, line)."""
-    text = path.read_text()
-    try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"params file is not valid YAML: {exc}", where=str(path)) from None
-    if not isinstance(raw, dict):
-        raise ConfigError("params file must be a mapping of sections", where=str(path))
-    where: dict[str, str | None] = {}
-    for key, section in node.value if isinstance(node, yaml.MappingNode) else []:
-        where[str(key.value)] = f"{path}, line {key.start_mark.line + 1}"
-        for sub, _ in section.value if isinstance(section, yaml.MappingNode) else []:
-            where[f"{key.value}.{sub.value}"] = f"{path}, line {sub.start_mark.line + 1}"
-    return raw, where
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Refuses a key given twice in a mapping (YAML would keep the last without a word)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                why = f"key {key!r} appears twice in one mapping, on lines {seen[key]} and {line}; "
-                why += "YAML would silently keep only the last. Merge them into one"
-                raise yaml.constructor.ConstructorError(None, None, why, key_node.start_mark)
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
 def _anchored(dotted: str, value: Any, base: Path) -> Any:
     """An override's value as a YAML scalar (a path as typed, or null), relative paths anchored."""
     text = value.strip() if isinstance(value, str) else None
@@ -363,16 +340,20 @@ def _anchored(dotted: str, value: Any, base: Path) -> Any:
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    """Set `section.key` (or `section.sub.key`) in the raw params, making the mappings needed."""
     keys = dotted.split(".")
-    if len(keys) != 2 or not all(keys):
+    if len(keys) < 2 or not all(keys):
         raise ConfigError(
             f"key {dotted!r} (from {source}) must be section.key (e.g. score.chunk_size)",
             fix=f"use one of the sections: {', '.join(_SECTIONS)}",
         )
-    section = raw.setdefault(keys[0], {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"params section {keys[0]!r} must be a mapping, got {section!r}")
-    section[keys[1]] = value
+    node = raw
+    for depth, key in enumerate(keys[:-1]):
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            name = ".".join(keys[: depth + 1])
+            raise ConfigError(f"params section {name!r} must be a mapping, got {node!r}")
+    node[keys[-1]] = value
 
 
 def _explain(exc: ValidationError, where: Mapping[str, str | None]) -> str:
@@ -389,11 +370,20 @@ def _explain(exc: ValidationError, where: Mapping[str, str | None]) -> str:
         if err["type"] != "extra_forbidden":
             lines.append(f"  {key} = {err.get('input')!r}{src}: {err['msg']}")
             continue
-        section: Any = Settings.model_fields[loc[0]].annotation if len(loc) > 1 else None
-        known = [f"{loc[0]}.{k}" for k in section.model_fields] if section else _SECTIONS
+        section = _section_model(loc[:-1])
+        parent = ".".join(loc[:-1])
+        known = [f"{parent}.{k}" for k in section.model_fields] if section else _SECTIONS
         what = "key" if section else "section"
         if close := difflib.get_close_matches(key, known, n=1, cutoff=0.6):
             lines.append(f"  unknown {what} {key}; did you mean {close[0]}?{src}")
         else:
             lines.append(f"  unknown {what} {key}{src}; allowed: {', '.join(known)}")
     return "\n".join(lines)
+
+
+def _section_model(loc: list[str]) -> Any:
+    """The pydantic model of the section at `loc` (["monitoring", "drift"]); None at the top."""
+    model: Any = Settings
+    for name in loc:
+        model = model.model_fields[name].annotation
+    return model if loc else None

@@ -1,1 +1,1 @@
-"""Drift monitoring: a baseline stored with the model, mergeable per-shard state, calibrated alarms."""
+"""Drift monitoring: a baseline kept with the model, mergeable shard state, calibrated alarms."""

@@ -1,1 +1,1 @@
-"""Outcomes: labels that arrive later joined to published scores, and performance estimated before."""
+"""Outcomes: late labels joined to published scores; performance estimated before they come."""

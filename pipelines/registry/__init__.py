@@ -1,1 +1,1 @@
-"""The MLflow model registry as batchscore's model source: aliases resolved once, versions pinned."""
+"""The MLflow model registry as a model source: aliases resolved once, versions pinned."""

@@ -38,6 +38,13 @@ PARSE_TIME_PIPELINES = {
     "pipelines",
     "pipelines.config",
     "pipelines.errors",
+    "pipelines.params_file",
+    # the pure pydantic settings of each room config nests (their packages' __init__ is a docstring)
+    *(
+        f"pipelines.{room}{mod}"
+        for room in ("alerts", "monitoring", "outcomes", "registry")
+        for mod in ("", ".settings")
+    ),
 }
 
 # Run in a fresh interpreter: what the dag-processor sees, with no test imports around and every
