@@ -61,6 +61,11 @@ class StorageError(BatchscoreError):
     retryable = True
 
 
+class LocalWriteError(StorageError):
+    """A local folder refused a write (disk full, read-only, no permission): staging is removed
+    rather than kept for a resume, since it takes the space the rerun needs."""
+
+
 class DataPullError(BatchscoreError):
     """The versioned input could not be fetched or did not match its recorded hash."""
 

@@ -78,6 +78,9 @@ def _run(options: dict[str, Any], fixed: dict[str, tuple[Any, str]]) -> None:
             log.warning("run done, but %s %s was not written: %s", EXTRA_FILES[name], path, exc)
     c = manifest.counts
     where = "not published (dry run)" if manifest.dry_run else f"published to {cfg.output.uri}"
+    if manifest.shards_reused:
+        where += f"; {manifest.shards_reused} of {manifest.shards} shard(s) reused from the "
+        where += "interrupted attempt"
     click.echo(
         f"run {manifest.run_key}: {c.rows_in:,} rows in, {c.rows_scored:,} scored, "
         f"{c.rows_quarantined:,} quarantined, {manifest.rows_per_s:,.0f} rows/s; {where}"

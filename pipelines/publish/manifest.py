@@ -67,6 +67,7 @@ class RunManifest(BaseModel):
     counts: RowCounts
     chunks: int
     shards: int
+    shards_reused: int = Field(0, description="shards taken from an interrupted attempt")
     parts: list[PartInfo]
     quality: dict[str, Any] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)

@@ -19,7 +19,7 @@ from pipelines.config import Settings
 from pipelines.data.git import head_commit
 from pipelines.errors import BatchscoreError, PublishConflictError, QualityGateError, StorageError
 from pipelines.publish.commit import OTHER_KEY_OR_OVERWRITE, commit_run, read_manifest
-from pipelines.publish.keys import manifest_key
+from pipelines.publish.keys import manifest_key, shard_record_key
 from pipelines.publish.manifest import PartInfo, RowCounts, RunManifest, content_hash
 from pipelines.run.plan import RunPlan, ShardResult, rows_per_s
 from pipelines.run.reporting import (
@@ -91,14 +91,21 @@ def publish_run(cfg: Settings, plan: RunPlan, results: list[ShardResult]) -> Pub
     if cfg.run.dry_run:
         return _dry_run(cfg, store, plan, manifest, results)
     outcome = commit_run(store, manifest, cfg.run.overwrite)
+    _forget_records(store, plan)
+    reused = (
+        f", {manifest.shards_reused} of {manifest.shards} shard(s) reused"
+        if manifest.shards_reused
+        else ""
+    )
     log.info(
-        "run %s: %s rows in, %s scored, %s quarantined, %.0f rows/s (%s)",
+        "run %s: %s rows in, %s scored, %s quarantined, %.0f rows/s (%s%s)",
         plan.run_key,
         f"{counts.rows_in:,}",
         f"{counts.rows_scored:,}",
         f"{counts.rows_quarantined:,}",
         manifest.rows_per_s,
         outcome.status,
+        reused,
     )
     return _published(store, plan, outcome.manifest, outcome.status)
 
@@ -109,6 +116,14 @@ def discard_staging(store: ObjectStore, plan: RunPlan) -> None:
         store.delete(store.list_keys(plan.staging_prefix))
     except Exception:  # best effort: a stale attempt is harmless and removed by the next commit
         log.warning("could not remove staging prefix %s", plan.staging_prefix, exc_info=True)
+
+
+def _forget_records(store: ObjectStore, plan: RunPlan) -> None:
+    """Published: the shards' resume records have served; remove them, best effort."""
+    try:
+        store.delete([shard_record_key(plan.staging_prefix, i) for i in range(len(plan.shards))])
+    except Exception:
+        log.warning("could not remove the shard records under %s", plan.staging_prefix)
 
 
 def _in_shard_order(plan: RunPlan, results: list[ShardResult]) -> list[ShardResult]:
@@ -180,6 +195,7 @@ def _manifest(
         counts=counts,
         chunks=sum(r.chunks for r in results),
         shards=len(results),
+        shards_reused=sum(r.reused for r in results),
         parts=parts,
         quality=quality,
         timings=timings,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import partial
 
 from pipelines.config import Settings
+from pipelines.errors import BatchscoreError, LocalWriteError
 from pipelines.progress import Progress
 from pipelines.publish.manifest import RunManifest
 from pipelines.run.finalize import discard_staging, finalize_run
@@ -41,7 +42,13 @@ def run_pipeline(
 
 
 def _score_shards(cfg: Settings, plan: RunPlan, progress: Progress) -> list[ShardResult]:
-    """Every shard, here or on a pool of processes; on any failure the staging is removed."""
+    """Every shard, here or on a pool of processes.
+
+    A shard that fails on its input (a BatchscoreError that is not retryable: a rerun would fail
+    the same way) removes the staging. Anything else (a worker lost, a kill, a stop, a storage
+    error that may pass) keeps the finished shards' parts
+    and records, invisible without a manifest, so a rerun of the run key reuses them
+    (run/resume); the next commit of the run removes whatever is left."""
     workers = min(cfg.score.resolved_workers, len(plan.shards))
     try:
         if workers > 1:
@@ -53,6 +60,7 @@ def _score_shards(cfg: Settings, plan: RunPlan, progress: Progress) -> list[Shar
                 score_shard(cfg, plan, i, partial(progress.update, shard=i))
                 for i in range(len(plan.shards))
             ]
-    except BaseException:
-        discard_staging(open_store(cfg), plan)
+    except BatchscoreError as exc:
+        if not exc.retryable or isinstance(exc, LocalWriteError):
+            discard_staging(open_store(cfg), plan)
         raise

@@ -13,9 +13,7 @@ import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING
 
 from pipelines.config import Settings
 from pipelines.data.contract import Contract, check_contract
@@ -26,9 +24,11 @@ from pipelines.errors import InputDataError, PublishConflictError
 from pipelines.model.artifact import LoadedModel
 from pipelines.publish.commit import OTHER_KEY_OR_OVERWRITE, read_manifest
 from pipelines.publish.keys import staging_prefix
-from pipelines.publish.manifest import InputRef, ModelRef, PartInfo
+from pipelines.publish.manifest import InputRef, ModelRef
 from pipelines.publish.manifest import fingerprint as make_fingerprint
 from pipelines.run.pinned import load_pinned_model
+from pipelines.run.records import RunPlan, ShardResult
+from pipelines.run.resume import resumable_attempt
 from pipelines.run.scoring import ScoreTarget, check_id_column, score_target
 from pipelines.storage.hashing import sha256_file
 from pipelines.storage.open import open_store
@@ -36,53 +36,13 @@ from pipelines.storage.open import open_store
 if TYPE_CHECKING:
     from pipelines.quality.suite import Suite
 
+__all__ = ["RunPlan", "ShardResult", "plan_run", "rows_per_s", "run_suites", "shard_inputs"]
 log = logging.getLogger(__name__)
 NO_INPUT_SUITE = (
     "validation.input_suite is not set: no GX gate checks the input (the data contract still "
     "quarantines rows the model cannot take). Make a suite from your data with `batchscore suite "
     "init --from DATA --out suite.json` and set validation.input_suite: suite.json"
 )
-
-
-class RunPlan(BaseModel):
-    """Everything the shard workers and the commit need, fixed before any row is read."""
-
-    run_key: str
-    attempt_id: str
-    model: ModelRef
-    input: InputRef
-    input_columns: dict[str, str]
-    row_group_rows: list[int]
-    row_group_spans: list[list[int]] = []
-    input_proof: dict[str, Any] = {}
-    shards: list[dict[str, Any]]
-    contract: dict[str, Any]
-    score_target: dict[str, Any] = {}
-    fingerprint: str
-    staging_prefix: str
-    already_published: bool = False
-    started_at: float  # time.time() when the plan began: the run's wall clock starts here
-    plan_seconds: float = 0.0
-
-    def wall_seconds(self) -> float:
-        """Seconds since the plan began: the run's wall time so far."""
-        return max(time.time() - self.started_at, 0.0)
-
-
-class ShardResult(BaseModel):
-    """What one shard produced: its parts, counts, quality state and timings."""
-
-    shard: int
-    rows_in: int
-    rows_scored: int
-    rows_quarantined: int
-    chunks: int
-    parts: list[PartInfo]
-    histogram: list[int]
-    quarantine_reasons: dict[str, int]
-    gates: dict[str, dict[str, Any]] = {}  # gate name -> its GateState as JSON
-    ids_keys: dict[str, str] = {}  # gate name -> staged .npy of sorted ID hashes
-    timings: dict[str, float]
 
 
 def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = None) -> RunPlan:
@@ -113,7 +73,12 @@ def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = No
         run_key=cfg.run_key,
         validation=cfg.validation.enabled,
     )
-    attempt = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    identity = make_fingerprint(output=fp)
+    store = open_store(cfg)
+    resumed = (
+        None if cfg.run.dry_run else resumable_attempt(store, model_ref.name, cfg.run_key, identity)
+    )
+    attempt = resumed or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     plan = RunPlan(
         run_key=cfg.run_key,
         attempt_id=attempt,
@@ -127,6 +92,8 @@ def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = No
         contract=asdict(contract),
         score_target=asdict(target),
         fingerprint=fp,
+        resume_identity=identity,
+        resumed_from=resumed,
         staging_prefix=staging_prefix(model_ref.name, cfg.run_key, attempt),
         started_at=started,
     )

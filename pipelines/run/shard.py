@@ -27,6 +27,7 @@ from pipelines.data.read import BadLines, read_batches, reconcile_csv
 from pipelines.data.source import InputInfo, Shard
 from pipelines.errors import InputDataError
 from pipelines.model.artifact import LoadedModel
+from pipelines.publish.commit import maybe_fault
 from pipelines.publish.keys import ids_key, part_key
 from pipelines.publish.manifest import PartInfo
 from pipelines.publish.parts import PartWriter, stage_part
@@ -39,6 +40,7 @@ from pipelines.run.quarantine import (
     reason_keys,
     write_bad_lines,
 )
+from pipelines.run.resume import reusable_result, write_record
 from pipelines.run.scoring import (
     HISTOGRAM_BINS,
     NAN_REASON,
@@ -51,6 +53,7 @@ from pipelines.run.scoring import (
     suite_view,
 )
 from pipelines.storage.base import ObjectStore
+from pipelines.storage.hashing import sha256_file
 from pipelines.storage.open import open_store
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,13 @@ def score_shard(
     """Validate and score one shard in bounded memory; stage its parts in the object store."""
     t_start = time.perf_counter()
     store = open_store(cfg)
+    if (reused := reusable_result(store, plan, index)) is not None:
+        log.info(
+            "shard %d: reused from the interrupted attempt (%s rows)", index, f"{reused.rows_in:,}"
+        )
+        if on_rows:
+            on_rows(reused.rows_in)
+        return reused
     model = load_pinned_model(cfg)
     contract, target, info, shard, proof = shard_inputs(plan, index)
     # Prove the bytes are the planned ones before any work, and again (unchanged) after.
@@ -95,7 +105,7 @@ def score_shard(
         run.count_bad_lines(bad_lines.count)
         with run.timed("upload"):
             parts = run.stage_parts()
-            ids_keys = run.stage_ids()
+            ids_keys, ids_sha = run.stage_ids()
     run.timings["total"] = time.perf_counter() - t_start
     log.info(
         "shard %d: %s rows in, %s scored, %s quarantined, %.0f rows/s",
@@ -105,7 +115,10 @@ def score_shard(
         f"{run.rows_quarantined:,}",
         rows_per_s(run.rows_in, run.timings["total"]),
     )
-    return run.result(parts, ids_keys)
+    result = run.result(parts, ids_keys)
+    write_record(store, plan, result, ids_sha)  # last: a record means every part is staged
+    maybe_fault(f"after_shard_{index}")
+    return result
 
 
 @dataclass(frozen=True)
@@ -218,14 +231,16 @@ class _ShardRun:
                 parts.append(stage_part(self.store, path, key, kind, self.index, rows))
         return parts
 
-    def stage_ids(self) -> dict[str, str]:
-        """Upload each gate's sorted ID hashes, for the run-level uniqueness check."""
-        keys = {}
+    def stage_ids(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Upload each gate's sorted ID hashes, for the run-level uniqueness check; return their
+        keys by gate and their sha256 by key (for the shard's resume record)."""
+        keys, digests = {}, {}
         for gate_name, gate in self.s.gates.items():
             key = keys[gate_name] = ids_key(self.staging, gate_name, self.index)
             save_part(self._local(key), gate.id_hashes())
+            digests[key] = sha256_file(self._local(key))
             self.store.put_file(self._local(key), key)
-        return keys
+        return keys, digests
 
     def result(self, parts: list[PartInfo], ids_keys: dict[str, str]) -> ShardResult:
         return ShardResult(

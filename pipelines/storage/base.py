@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipelines.errors import StorageError
+from pipelines.errors import LocalWriteError
 
 
 class ObjectStore(ABC):
@@ -77,7 +77,7 @@ def writing(where: str) -> Iterator[None]:
             errno.EACCES: "permission denied",
             errno.EPERM: "permission denied",
         }.get(exc.errno or 0, exc.strerror or str(exc))
-        raise StorageError(
+        raise LocalWriteError(
             f"cannot write {where}: {reason}",
             fix="free space or fix the output folder's permissions (output.uri), then run "
             "again; nothing was published and the next run cleans up what this one staged",

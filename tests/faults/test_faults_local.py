@@ -109,13 +109,18 @@ def test_row40_sigterm_stops_with_one_line_and_a_rerun_commits_once(
     assert lines == ["batchscore: stopped by SIGTERM; nothing was published"], err
     assert "Traceback" not in err
     assert not list(bucket.rglob("manifest.json"))
-    assert not [p for p in bucket.rglob("*") if p.is_file()], "staging left visible"
+    # what is left is invisible staging of one attempt (no manifest, nothing a reader trusts):
+    # the shards that finished, with their records, for the rerun to reuse
+    left = [p.relative_to(bucket) for p in bucket.rglob("*") if p.is_file()]
+    assert all(p.parts[2] == "attempts" for p in left), left
+    recorded = len(list(bucket.rglob("shards/shard-*.json")))
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     manifests = list(bucket.rglob("manifest.json"))
     assert len(manifests) == 1
     manifest = json.loads(manifests[0].read_text())
     assert manifest["counts"]["rows_scored"] == 120_000
+    assert manifest["shards_reused"] == recorded
     attempts = {p.name for p in bucket.rglob("attempts/*") if p.parent.name == "attempts"}
     assert attempts == {manifest["attempt_id"]}
 

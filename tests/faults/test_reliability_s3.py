@@ -298,17 +298,25 @@ def test_row5_endpoint_dies_mid_run_fails_fast_then_rerun_commits_once(
     # nothing published; the staged parts are invisible leftovers (the clean-up had no endpoint)
     keys = direct.list_keys("")
     assert list_runs(direct) == [] and not [k for k in keys if k.endswith("manifest.json")]
-    assert [k.rsplit("/", 1)[1] for k in keys] == ["part-00000.parquet", "part-00001.parquet"]
+    staged = [k.rsplit("/", 1)[1] for k in keys]
+    assert staged == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "shard-00000.json",
+        "shard-00001.json",
+    ]
     model = keys[0].split("/")[0]
     (failed_attempt,) = attempt_ids(direct, model)
     assert manifest_puts(s3_faults) == []
 
-    # the endpoint is back at the same address: the rerun commits once and removes the leftovers
+    # the endpoint is back at the same address: the rerun reuses the two recorded shards, scores
+    # the rest and commits once
     relays.append(Relay(s3_endpoint, port=relay.port))
     published = run_pipeline(cfg)
     assert published.counts.rows_scored == 5003 and published.shards == 6
+    assert published.shards_reused == 2
     assert list_runs(direct) == [published]
-    assert attempt_ids(direct, model) == {published.attempt_id} != {failed_attempt}
+    assert attempt_ids(direct, model) == {published.attempt_id} == {failed_attempt}
     assert len(manifest_puts(s3_faults)) == 1
 
 

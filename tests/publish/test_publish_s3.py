@@ -207,7 +207,9 @@ def test_killed_before_commit_then_rerun_commits_once(
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     (manifest,) = list_runs(store)
-    assert manifest.counts.rows_scored == 5003 and manifest.attempt_id != stale_attempt
+    assert manifest.counts.rows_scored == 5003
+    # every shard was staged and recorded before the kill: the rerun continues that attempt
+    assert manifest.attempt_id == stale_attempt and manifest.shards_reused == manifest.shards
     assert attempt_ids(store, manifest) == {manifest.attempt_id}
     assert "Uploads" not in s3_client.list_multipart_uploads(Bucket=TEST_BUCKET)
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
