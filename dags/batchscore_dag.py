@@ -24,8 +24,11 @@ Failures that retrying cannot fix (bad params, failed quality gates, a publish c
 model) fail the task at once; storage and network errors are retried with exponential backoff.
 The run's quality report: `quality report: <uri>` in the publish and report logs, `report_uri` in
 the Asset events' extra, and the **Quality report** link on those tasks in the UI.
+**Alerts** (`alerts` in params.yaml, channels in Airflow connections): one message per run that
+fails, is flagged by drift or performance monitoring, passes the quarantine warning level, or is
+not finished by `alerts.deadline` (see docs/alerts.md).
 The trigger form, config loading and these helpers are in `batchscore_support.py` beside this file,
-what a finished run reports in `batchscore_report.py`.
+what a finished run reports in `batchscore_report.py`, its alerts in `batchscore_alerts.py`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import logging
 from typing import Any
 
 from airflow.sdk import Asset, dag, get_current_context, task
+from batchscore_alerts import alert_failed_run, alert_published_run, deadline_alerts, record_failure
 from batchscore_report import link_quality_report, log_run_summary, publish_summary
 from batchscore_support import (
     PARAMS,
@@ -76,10 +80,11 @@ OUTPUTS = [SCORES, QUARANTINE, REPORTS]
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=10),
         "execution_timeout": dt.timedelta(hours=1),
-        "on_failure_callback": log_failure_summary,
+        "on_failure_callback": [log_failure_summary, record_failure],
         "on_retry_callback": log_retry_summary,
     },
-    on_failure_callback=log_failure_summary,
+    on_failure_callback=[log_failure_summary, alert_failed_run],  # one alert per failed run
+    deadline=deadline_alerts(),  # alerts.deadline: a run not finished in time alerts too
 )
 def batchscore():
     """The pipeline (long because it holds the tasks: each is a few lines)."""
@@ -161,11 +166,13 @@ def batchscore():
         return publish_summary(done)  # logs "quality report: <uri>"
 
     @task(outlets=OUTPUTS, execution_timeout=dt.timedelta(minutes=5))
-    def report(summary: dict[str, Any]) -> dict[str, Any]:
-        """Log the run's summary line; announce newly published outputs to downstream DAGs."""
+    def report(overrides: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+        """Log the run's summary line, alert if it is flagged (drift, performance, quarantine);
+        announce newly published outputs to downstream DAGs."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         log_run_summary(summary)
+        alert_published_run(overrides, summary, get_current_context())  # never raises
         if not summary.get("newly_published"):
             # Nothing new for downstream DAGs, and a skipped task emits no asset event.
             raise AirflowSkipException(f"nothing newly published ({summary.get('status')})")
@@ -178,7 +185,7 @@ def batchscore():
     run_plan = plan(overrides, pull(overrides))
     scored = score.partial(overrides=overrides, plan=run_plan).expand(shard=fan_out(run_plan))
     published = publish(overrides, run_plan, scored)
-    link_quality_report(published, report(published))
+    link_quality_report(published, report(overrides, published))
 
 
 batchscore()

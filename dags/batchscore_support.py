@@ -32,6 +32,9 @@ log = logging.getLogger("batchscore.dag")
 PARAMS_ENV = "BATCHSCORE_PARAMS"
 REPO_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 S3_CONN_ID = "batchscore_s3"  # optional Airflow connection (AIRFLOW_CONN_BATCHSCORE_S3)
+MLFLOW_CONN_ID = (
+    "batchscore_mlflow"  # optional: the model registry (AIRFLOW_CONN_BATCHSCORE_MLFLOW)
+)
 
 # Trigger-form field -> params.yaml key it overrides (empty field = keep params.yaml).
 OVERRIDES = {
@@ -76,7 +79,9 @@ PARAMS = {
         type=["null", "string"],
         minLength=1,
         title="Model artifact",
-        description="Path of the model version to score with (.skops). Empty: model.path.",
+        description="The model to score with: a .skops path, or a registry model "
+        "models:/NAME@ALIAS or models:/NAME/VERSION (resolved once, when the run is planned). "
+        "Empty: model.uri, else model.path.",
         section=WHAT,
     ),
     "model_sha256": Param(
@@ -227,6 +232,8 @@ def form_overrides(params: Mapping[str, Any], context: Mapping[str, Any]) -> dic
         if params.get(name) not in (None, "")
     }
     overrides.update({key: True for name, key in FLAGS.items() if params.get(name)})
+    if str(overrides.get("model.path", "")).strip("'\"").startswith("models:/"):
+        overrides["model.uri"] = overrides.pop("model.path")  # a registry model
     overrides["run.key"] = yaml_scalar(resolve_run_key(params, context))
     return overrides
 
@@ -307,7 +314,27 @@ def load_settings(overrides: Mapping[str, Any]) -> Settings:
     from pipelines.config import load_config
 
     export_s3_connection()
+    export_mlflow_connection()
     return load_config(params_path(), overrides=dict(overrides))
+
+
+def export_mlflow_connection() -> None:
+    """Hand the Airflow connection `batchscore_mlflow`, if defined, to MLflow: its address as
+    MLFLOW_TRACKING_URI, its login and password as MLFLOW_TRACKING_USERNAME/PASSWORD (what MLflow
+    reads). Without it, $MLFLOW_TRACKING_URI or registry.uri apply; never a secret in code."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = Connection.get(MLFLOW_CONN_ID)
+    except AirflowNotFoundException:
+        return
+    scheme = conn.extra_dejson.get("scheme") or ("https" if conn.port == 443 else "http")
+    port = f":{conn.port}" if conn.port else ""
+    os.environ["MLFLOW_TRACKING_URI"] = f"{scheme}://{conn.host}{port}{conn.schema or ''}"
+    for name, value in (("USERNAME", conn.login), ("PASSWORD", conn.password)):
+        if value:
+            os.environ[f"MLFLOW_TRACKING_{name}"] = value
 
 
 def ensure_pulled(cfg: Settings) -> None:

@@ -25,7 +25,7 @@ AIRFLOW_SERVICES = {
     "airflow-worker": "celery worker",
 }
 ONE_SHOT = {"airflow-init", "minio-init"}
-LONG_RUNNING = set(AIRFLOW_SERVICES) | {"postgres", "redis", "minio"}
+LONG_RUNNING = set(AIRFLOW_SERVICES) | {"postgres", "redis", "minio", "mlflow"}
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +108,9 @@ def test_start_order_waits_on_health(services: dict) -> None:
 def test_ports(services: dict) -> None:
     assert "8080:8080" in services["airflow-apiserver"]["ports"]
     assert {"9000:9000", "9001:9001"} <= set(services["minio"]["ports"])
+    assert "5000:5000" in services["mlflow"]["ports"]
     exposed = {name for name, svc in services.items() if svc.get("ports")}
-    assert exposed == {"airflow-apiserver", "minio"}, "only the UI/API and MinIO are published"
+    assert exposed == {"airflow-apiserver", "minio", "mlflow"}, "only the UIs/APIs are published"
 
 
 def test_airflow_env_is_consistent(services: dict) -> None:
@@ -209,3 +210,38 @@ def test_worker_reads_the_local_input_and_model_read_only(services: dict) -> Non
     mounts = services["airflow-worker"]["volumes"]
     assert "./data:/opt/batchscore/data:ro" in mounts
     assert "./models:/opt/batchscore/models:ro" in mounts
+
+
+def test_mlflow_registry_on_postgres_with_artifacts_in_minio(services: dict) -> None:
+    """The registry runs the lock's mlflow (the project image) on its own PostgreSQL database,
+    proxying artifacts to the MinIO bucket minio-init creates; the workers point at it."""
+    svc = services["mlflow"]
+    env = _env(svc)
+    assert svc["build"] == {"context": ".", "dockerfile": "Dockerfile"}
+    assert _lock_version("mlflow")  # the image installs the lock, so the server is that mlflow
+    backend = _default(env["MLFLOW_BACKEND_STORE_URI"])
+    assert backend.startswith("postgresql+psycopg2://")
+    assert backend.endswith("@postgres:5432/mlflow")
+    script = svc["command"][0]
+    assert "CREATE DATABASE mlflow" in script and "exec mlflow server" in script
+    for flag in ("--backend-store-uri", "--artifacts-destination", "--allowed-hosts"):
+        assert flag in script, flag
+    assert "--port 5000" in script and "mlflow:5000" in script
+    destination = env["MLFLOW_ARTIFACTS_DESTINATION"]
+    bucket = destination.removeprefix("s3://").split("/")[0]
+    assert bucket in _default(_env(services["minio-init"])["MINIO_BUCKETS"]).split()
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    minio = _env(services["minio"])
+    assert env["AWS_ACCESS_KEY_ID"] == minio["MINIO_ROOT_USER"]
+    assert env["AWS_SECRET_ACCESS_KEY"] == minio["MINIO_ROOT_PASSWORD"]
+    assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert svc["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+    assert "http://localhost:5000/health" in svc["healthcheck"]["test"]
+
+
+def test_workers_reach_the_registry_by_the_standard_variable(services: dict) -> None:
+    worker = _env(services["airflow-worker"])
+    assert worker["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"  # no credentials in it
+    assert services["airflow-worker"]["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    for name in set(AIRFLOW_SERVICES) - {"airflow-worker"}:
+        assert "MLFLOW_TRACKING_URI" not in _env(services[name]), name

@@ -24,31 +24,44 @@ log = logging.getLogger("batchscore")
     type=click.Path(dir_okay=False, path_type=Path),
     help="write only a score set, to this file",
 )
+@click.option(
+    "--labels",
+    "labels_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the score set's true labels here (generate.labels_path)",
+)
 def generate(**options: Any) -> None:
     """Write the seeded demo data: a labelled train set and an unlabelled score set.
 
-    The same seed writes the same rows on any machine (generate.train_path, score_path).
+    The score set's true labels go to a separate file (generate.labels_path, or --labels), as
+    if they arrived a week later: `batchscore labels add --labels` joins them to a run. The same
+    seed writes the same rows on any machine (generate.train_path, score_path).
 
     \b
     Examples:
       batchscore generate
       batchscore generate --rows 10000000 --out big.parquet
+      batchscore generate --labels data/score_labels.parquet
     """
     from pipelines.data.demo import write_dataset
 
     g = load_settings(options).generate
     out: Path | None = options.get("out")
+    labels: Path | None = options.get("labels_path") or getattr(g, "labels_path", None)
     if out:
-        write_dataset(out, g.score_rows, g.seed + 1, g.row_group_rows, with_label=False)
+        labels = options.get("labels_path")  # with --out, labels only when asked for
+        write_dataset(out, g.score_rows, g.seed + 1, g.row_group_rows, False, labels_path=labels)
         log.info("wrote %s rows to %s", f"{g.score_rows:,}", out)
         return
     write_dataset(g.train_path, g.train_rows, g.seed, g.row_group_rows, with_label=True)
     # The score set is later, unlabelled data from the same population: new ids, another seed.
     write_dataset(
-        g.score_path, g.score_rows, g.seed + 1, g.row_group_rows, False, first_id=10_000_001
+        g.score_path, g.score_rows, g.seed + 1, g.row_group_rows, False, 10_000_001, labels
     )
     log.info("wrote %s train rows to %s", f"{g.train_rows:,}", g.train_path)
     log.info("wrote %s score rows to %s", f"{g.score_rows:,}", g.score_path)
+    if labels:
+        log.info("wrote the score set's %s true labels to %s", f"{g.score_rows:,}", labels)
 
 
 @click.command(cls=SuggestingCommand)

@@ -15,7 +15,11 @@ from collections.abc import Sequence
 import click
 
 from pipelines import __version__
+from pipelines.cli.baseline import baseline
 from pipelines.cli.data import generate, pull, train
+from pipelines.cli.labels import labels
+from pipelines.cli.model import model
+from pipelines.cli.monitor import monitor
 from pipelines.cli.options import SuggestingGroup
 from pipelines.cli.project import init, suite
 from pipelines.cli.runs import runs
@@ -64,6 +68,10 @@ def cli() -> None:
 
 for _command in (generate, train, validate, score, runs, pull, init, suite):
     cli.add_command(_command)
+cli.add_command(labels)
+cli.add_command(baseline)
+cli.add_command(model)
+cli.add_command(monitor)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -136,7 +136,12 @@ def scoring_options(dry_run_flag: bool) -> Callable[[F], F]:
             click.option(
                 "--id-column", metavar="NAME", help="the input's ID column (data.id_column)"
             ),
-            click.option("--model", metavar="FILE", help="model .skops file (model.path)"),
+            click.option(
+                "--model",
+                metavar="FILE|URI",
+                help="model .skops file (model.path), or a registry model models:/NAME@ALIAS "
+                "or models:/NAME/VERSION (model.uri)",
+            ),
             click.option("--model-sha256", metavar="SHA", help="the model file's pinned sha256"),
             click.option("--card", metavar="FILE", help="model card JSON (model.card)"),
             click.option("--output", metavar="URI", help="file://folder or s3://bucket/prefix"),
@@ -187,6 +192,8 @@ def load_settings(
         overrides[key.strip()], origins[key.strip()] = value, f"--set {item}"
     for name, key in FLAG_KEYS.items():
         if (value := options.get(name)) is not None:
+            if name == "model" and str(value).startswith("models:/"):
+                key = "model.uri"  # a registry model, pinned at plan time
             overrides[key], origins[key] = value, f"--{name.replace('_', '-')} {value}"
     for name, (key, value) in SWITCH_KEYS.items():
         if options.get(name):

@@ -104,14 +104,20 @@ def show(run: str, **options: Any) -> None:
       batchscore runs show 2026-11-23
       batchscore runs show churn/2026-11-23 --json
     """
+    from pipelines.outcomes.evaluate import estimated_for_run, realized_for_run
+    from pipelines.publish import keys
     from pipelines.run.compare import gate_verdict, suite_verdicts
 
     store, uri = _store(options)
     m = _find(store, uri, run, options["model_name"])
     suites = suite_verdicts(m.quality)
+    realized = realized_for_run(store, keys, m.model.name, m.run_key)
+    estimated = estimated_for_run(store, keys, m.model.name, m.run_key)
     if options["as_json"]:
         doc = {"run": f"{m.model.name}/{m.run_key}", "gate": gate_verdict(m.quality)}
-        click.echo(json.dumps({**doc, "suites": suites, "manifest": m.model_dump()}, indent=2))
+        doc |= {"suites": suites, "manifest": m.model_dump()}
+        doc |= {"realized": realized, "estimated": estimated}
+        click.echo(json.dumps(doc, indent=2))
         return
     c = m.counts
     click.echo(f"run {m.run_key} of model {m.model.name} ({m.model.version}, {m.model.sha256})")
@@ -135,6 +141,36 @@ def show(run: str, **options: Any) -> None:
     for p in m.parts:
         rows = f", {p.rows:,} rows)" if p.rows is not None else ")"
         click.echo(f"  {p.kind:<11}  {store.url(p.key)}  ({p.bytes:,} bytes{rows}")
+    for line in _performance_lines(realized, estimated):
+        click.echo(line)
+
+
+PERFORMANCE = ("roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "precision", "recall", "ece")
+
+
+def _performance_lines(
+    realized: dict[str, Any] | None, estimated: dict[str, Any] | None
+) -> list[str]:
+    """Realized metrics (once labels exist) beside the estimate made at scoring time."""
+    lines = []
+    if estimated and estimated.get("auc") is not None:
+        lines.append(
+            f"  estimated    roc_auc={estimated['auc']:.4f} accuracy={estimated['accuracy']:.4f} "
+            f"({estimated.get('method')})"
+        )
+    if realized is None:
+        return (
+            lines + ["  realized     no labels yet (batchscore labels add)"] if estimated else lines
+        )
+    m = realized["metrics"]
+    values = " ".join(f"{k}={m[k]:.4f}" for k in PERFORMANCE if m.get(k) is not None)
+    cov = realized["coverage"]
+    lines.append(
+        f"  realized     {values} (labelled {realized['labelled']:,} of "
+        f"{realized['rows_scored']:,}, {_pct(cov)}; {len(realized['deliveries'])} delivery(ies), "
+        f"{realized['conflicting_ids']:,} conflicting)"
+    )
+    return lines
 
 
 @runs.command()

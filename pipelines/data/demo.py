@@ -39,6 +39,20 @@ ID_COLUMN, TIME_COLUMN, LABEL_COLUMN = "customer_id", "event_time", "label"
 _EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
+def _population_shares() -> dict[str, np.ndarray | None]:
+    """Each category's share in the population every row group (train or score) is drawn from:
+    fixed, so tonight's data is drawn like the training data and drift monitoring stays quiet
+    on it (region: uniform)."""
+    rng = np.random.default_rng(20_261_123)
+    return {
+        col: None if col == "region" else rng.dirichlet(np.ones(len(values)) * 4)
+        for col, values in CATEGORIES.items()
+    }
+
+
+_SHARES = _population_shares()
+
+
 def make_frame(rows: int, seed: int, first_id: int = 1, with_label: bool = True) -> pd.DataFrame:
     """One block of synthetic customers; ids are first_id .. first_id + rows - 1."""
     rng = np.random.default_rng(seed)
@@ -72,8 +86,7 @@ def make_frame(rows: int, seed: int, first_id: int = 1, with_label: bool = True)
         }
     )
     for col, values in CATEGORIES.items():
-        probs = rng.dirichlet(np.ones(len(values)) * 4, 1)[0] if col != "region" else None
-        frame[col] = rng.choice(np.array(values, dtype=object), n, p=probs)
+        frame[col] = rng.choice(np.array(values, dtype=object), n, p=_SHARES[col])
     for col, share in (("income", 0.02), ("credit_score", 0.01), ("days_since_last_login", 0.03)):
         frame.loc[rng.random(n) < share, col] = np.nan
     if with_label:
@@ -100,18 +113,30 @@ def write_dataset(
     row_group_rows: int = 65_536,
     with_label: bool = True,
     first_id: int = 1,
+    labels_path: Path | None = None,
 ) -> Path:
-    """Write `rows` rows to Parquet (or CSV by suffix), one row group at a time."""
+    """Write `rows` rows to Parquet (or CSV by suffix), one row group at a time.
+
+    With `labels_path` (and `with_label=False`), the rows' true labels go to that file instead
+    (ID and label), as if delivered later. The label is drawn last from each group's stream, so
+    the data file is byte-identical to the one written without `labels_path`.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     writer: pq.ParquetWriter | None = None
+    labels = _LabelWriter(labels_path) if labels_path is not None and not with_label else None
     csv = path.suffix.lower() == ".csv"
     try:
         for group, start in enumerate(range(0, max(rows, 1), row_group_rows)):
             n = min(row_group_rows, rows - start)
             if n <= 0:
                 break
-            frame = make_frame(n, seed * 100_003 + group, first_id + start, with_label)
+            frame = make_frame(
+                n, seed * 100_003 + group, first_id + start, with_label or bool(labels)
+            )
+            if labels is not None:
+                labels.write(frame[[ID_COLUMN, LABEL_COLUMN]])
+                frame = frame.drop(columns=[LABEL_COLUMN])
             if csv:
                 frame.to_csv(tmp, mode="a", header=group == 0, index=False)
                 continue
@@ -131,5 +156,32 @@ def write_dataset(
     finally:
         if writer is not None:
             writer.close()
+        if labels is not None:
+            labels.close()
     tmp.replace(path)
+    if labels is not None:
+        labels.commit()
     return path
+
+
+class _LabelWriter:
+    """The score set's true labels (ID, label) to Parquet, one row group per data group."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
+        self.writer: pq.ParquetWriter | None = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, table.schema, compression="zstd")
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def commit(self) -> None:
+        self.tmp.replace(self.path)

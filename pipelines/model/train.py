@@ -1,4 +1,9 @@
-"""The train stage: fit the demo pipeline on the labelled data and write model + card."""
+"""The train stage: fit the demo pipeline on the labelled data and write model + card + baseline.
+
+The baseline (drift monitoring's reference, `<model>.baseline.json` beside it unless
+monitoring.baseline names another file) profiles every training row's features and the model's
+scores, labels and segments on the held-out split.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ from pipelines.config import Settings
 from pipelines.errors import InputDataError
 from pipelines.model.artifact import save_model
 from pipelines.model.build import build_pipeline, feature_kinds
+from pipelines.monitoring.baseline import baseline_path_for, write_baseline
+from pipelines.monitoring.build import build_baseline
 from pipelines.storage.hashing import sha256_file
 
 log = logging.getLogger(__name__)
@@ -69,4 +76,38 @@ def train_model(cfg: Settings, data_path: Path | None = None) -> dict[str, Any]:
         params=cfg.train.model_dump(),
     )
     log.info("model %s written: %s, metrics %s", card["version"], cfg.model.path, metrics)
+    kinds = {f.name: f.kind for f in features}
+    _write_baseline(cfg, model, frame, x, kinds, x_test, y_test, proba)
     return card
+
+
+def _write_baseline(
+    cfg: Settings,
+    model: Any,
+    frame: pd.DataFrame,
+    x: pd.DataFrame,
+    kinds: dict[str, str],
+    x_test: pd.DataFrame,
+    y_test: pd.Series,
+    proba: Any,
+) -> None:
+    """The drift baseline: features on all training rows, score/labels/segments held out."""
+    positive_class = cfg.model.positive_class
+    classes = [str(c) for c in model.classes_]
+    index = classes.index(positive_class) if positive_class in classes else 1
+    score = proba[:, index]
+    predicted = model.classes_[proba.argmax(1)]
+    segments = [c for c in cfg.monitoring.segments if c in frame.columns]
+    baseline = build_baseline(
+        x,
+        kinds,
+        score=score,
+        labels=y_test.to_numpy(),
+        positive=predicted == model.classes_[index],
+        segments=frame.loc[x_test.index, segments] if segments else None,
+        settings=cfg.monitoring,
+        positive_label=model.classes_[index],
+    )
+    path = cfg.monitoring.baseline or baseline_path_for(cfg.model.path)
+    written = write_baseline(baseline, path)
+    log.info("baseline written: %s (sha256 %s)", path, written.sha256)

@@ -41,6 +41,8 @@ class ModelRef(BaseModel):
     sha256: str
     path: str
     sklearn_version: str | None = None
+    # a registry model: name, version, alias (as resolved at plan time), registry and source URI
+    registry: dict[str, Any] | None = None
 
 
 class RowCounts(BaseModel):
@@ -76,6 +78,15 @@ class RunManifest(BaseModel):
     dry_run: bool = False
     scores: dict[str, Any] = Field(
         default_factory=dict, description="what `score` means: its class, the model's classes"
+    )
+    challenger: dict[str, Any] | None = Field(
+        None, description="the shadow model and its comparison with the run's scores"
+    )
+    monitoring: dict[str, Any] | None = Field(
+        None, description="drift against the model's baseline (pipelines/monitoring)"
+    )
+    estimated_performance: dict[str, Any] | None = Field(
+        None, description="expected AUC/accuracy from the model's own probabilities, no labels"
     )
 
 

@@ -35,6 +35,9 @@ def build_report(
     scores: Mapping[str, Any] | None = None,
     rows_per_s: float | None = None,
     attempt_id: str | None = None,
+    monitoring: Mapping[str, Any] | None = None,
+    challenger: Mapping[str, Any] | None = None,
+    estimated_performance: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report dict `render_html` and `render_json` take (all plain JSON types).
 
@@ -43,12 +46,13 @@ def build_report(
     `quarantine_reasons` may count rows under joined keys ("a; b"); the report counts rows
     per reason (see `reason_rows`). `input_version` is the input's identity (sha256, git_rev,
     dvc_md5): empty values are dropped, and run facts found there are moved to the top level.
+    `monitoring` is the run's drift block (`pipelines.monitoring`), kept as given but made strict
+    JSON (an infinite outer bin edge becomes None); without it the report has no such key.
+    `challenger` (the shadow model and its comparison) and `estimated_performance` likewise.
     """
     counts = [int(c) for c in (score_histogram or [])]
     edges = list(histogram_edges) if histogram_edges is not None else bin_edges(len(counts))
-    verdicts = [v for v in (input_verdict, output_verdict) if v is not None]
-    if status is None:
-        status = "passed" if all(v.get("success") for v in verdicts) else "failed"
+    status = status if status is not None else gate_status(input_verdict, output_verdict)
     version = {k: v for k, v in (input_version or {}).items() if v is not None and v != ""}
     rows_per_s = rows_per_s if rows_per_s is not None else version.get("rows_per_s")
     attempt_id = attempt_id if attempt_id is not None else version.get("attempt_id")
@@ -72,7 +76,21 @@ def build_report(
         "output_verdict": dict(output_verdict) if output_verdict is not None else None,
         "score_histogram": {"bin_edges": edges, "counts": counts},
         "quarantine_reasons": reason_rows(quarantine_reasons or {}),
+    } | {
+        name: strict_json(block)
+        for name, block in (
+            ("monitoring", monitoring),
+            ("challenger", challenger),
+            ("estimated_performance", estimated_performance),
+        )
+        if block is not None
     }
+
+
+def gate_status(*verdicts: Mapping[str, Any] | None) -> str:
+    """passed when every verdict given passed (none given: passed), else failed."""
+    ok = all(v.get("success") for v in verdicts if v is not None)
+    return "passed" if ok else "failed"
 
 
 def reason_rows(reasons: Mapping[str, int]) -> dict[str, int]:
@@ -93,6 +111,24 @@ def _finite(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+def strict_json(value: Any) -> Any:
+    """A plain-JSON copy of nested mappings and sequences: numpy values become Python ones, NaN
+    and inf become None (strict JSON has neither), tuples become lists, keys become text."""
+    if isinstance(value, Mapping):
+        return {str(k): strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    if value is None or isinstance(value, bool | str):
+        return value
+    if callable(getattr(value, "tolist", None)):  # a numpy scalar or array
+        return strict_json(value.tolist())
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return str(value)
 
 
 def render_json(report: Mapping[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""The report as one self-contained HTML page (inline CSS and SVG, no scripts).
+"""The report as one self-contained HTML page (inline CSS, SVG and PNG `data:` images, no scripts).
 
 It opens the same from S3, a laptop or an email attachment, and cannot leak a reader's IP to a CDN.
 Every value that comes from data is escaped.
@@ -11,11 +11,13 @@ from typing import Any
 
 from pipelines.reports.build import bin_edges, reason_rows
 from pipelines.reports.charts import esc, histogram_svg
+from pipelines.reports.drift import drift_section
+from pipelines.reports.models import challenger_section, performance_section
 from pipelines.reports.style import CSS, HOWTO, RUN_HELP, TIMINGS, TIMINGS_NOTE
 
 
 def render_html(report: Mapping[str, Any]) -> str:
-    """One self-contained HTML page: summary, failures, per-expectation tables, charts."""
+    """One self-contained HTML page: summary, failures, charts, drift, per-expectation tables."""
     verdicts = [
         ("Input", report.get("input_verdict")),
         ("Output", report.get("output_verdict")),
@@ -25,6 +27,9 @@ def render_html(report: Mapping[str, Any]) -> str:
     hist = report.get("score_histogram") or {}
     if hist.get("counts"):
         parts += _histogram(hist.get("bin_edges") or bin_edges(len(hist["counts"])), hist["counts"])
+    parts += drift_section(report.get("monitoring"))
+    parts += performance_section(report.get("estimated_performance"))
+    parts += challenger_section(report.get("challenger"))
     parts += _reasons(report)
     parts += [_verdict_section(name, verdict) for name, verdict in verdicts if verdict]
     parts += _timings(report.get("timings") or {})

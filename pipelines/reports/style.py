@@ -25,6 +25,11 @@ tr.bad td{background:#fdecea}tr.warn td{background:#fff4e5}
 .note{color:#555;font-size:12px;margin:6px 0}div.chart svg{max-width:100%;height:auto}
 table.timings{width:100%}table.timings td:nth-child(3){color:#555;font-size:13px}
 td.num{text-align:right;white-space:nowrap}
+h3{font-size:15px;margin:20px 0 6px}h2 .badge{vertical-align:middle;margin-left:8px}
+.badge{white-space:nowrap}.scroll{overflow-x:auto}
+.drift-charts{display:flex;flex-wrap:wrap;gap:12px}.drift-charts figure{margin:0}
+img.drift-chart,img.history-chart{width:570px;max-width:100%;height:auto;
+border:1px solid #eee;border-radius:6px}
 """
 
 # What each timing measures (run/shard.py, run/plan.py, run/finalize.py), in the run's order.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pipelines.errors import BatchscoreError, PublishConflictError, QualityGateE
 from pipelines.publish.commit import OTHER_KEY_OR_OVERWRITE, commit_run, read_manifest
 from pipelines.publish.keys import manifest_key, shard_record_key
 from pipelines.publish.manifest import PartInfo, RowCounts, RunManifest, content_hash
+from pipelines.run.monitors import judge
 from pipelines.run.plan import RunPlan, ShardResult, rows_per_s
 from pipelines.run.reporting import (
     HTML,
@@ -31,6 +33,7 @@ from pipelines.run.reporting import (
     write_reports,
 )
 from pipelines.run.scoring import ScoreTarget
+from pipelines.run.shadow import shadow_comparison
 from pipelines.run.verdicts import quality_verdicts
 from pipelines.storage.base import ObjectStore
 from pipelines.storage.open import open_store
@@ -161,6 +164,10 @@ def _staged_manifest(
     t_verdict = time.perf_counter()
     quality, failure = quality_verdicts(cfg, results, store, counts)
     manifest = _manifest(cfg, plan, results, counts, parts, quality, t_verdict)
+    if plan.challenger:
+        manifest.challenger = _shadow(cfg, store, plan, results, parts)
+    manifest.monitoring, manifest.estimated_performance = judge(cfg, plan, results)
+    failure = failure or _drift_blocks(cfg, manifest.monitoring)
     if failure is not None:
         raise _failed(cfg, store, manifest, results, failure)
     manifest.parts.extend(write_reports(store, plan, manifest, results))
@@ -202,8 +209,61 @@ def _manifest(
         rows_per_s=rows_per_s(counts.rows_in, timings["wall"]),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         dry_run=cfg.run.dry_run,
-        scores={"id_column": plan.contract.get("id_column"), **scores},
+        scores={
+            "id_column": plan.contract.get("id_column"),
+            **scores,
+            "mean": _mean(counts, results),
+        },
     )
+
+
+def _drift_blocks(cfg: Settings, drift: dict[str, Any] | None) -> QualityGateError | None:
+    """A `fail` drift status publishes nothing when monitoring.drift.block_on_fail is true."""
+    if not drift or drift.get("status") != "fail":
+        return None
+    flagged = ", ".join(drift.get("decision", {}).get("flagged", [])) or "the score"
+    if not cfg.monitoring.drift.block_on_fail:
+        log.warning("drift: fail (%s); published and flagged", flagged)
+        return None
+    return QualityGateError(
+        f"drift against the model's baseline failed ({flagged}) and "
+        "monitoring.drift.block_on_fail is true: nothing was published",
+        fix="see the drift section of the report; if tonight's data is right, retrain the model "
+        "and its baseline, or set monitoring.drift.block_on_fail: false to publish and flag",
+    )
+
+
+def _shadow(
+    cfg: Settings,
+    store: ObjectStore,
+    plan: RunPlan,
+    results: list[ShardResult],
+    parts: list[PartInfo],
+) -> dict[str, Any]:
+    """The challenger's model and how its scores compare with the run's."""
+    comparison = shadow_comparison(store, parts, cfg.model.challenger_top_k)
+    comparison["challenger_unscored"] = sum(r.challenger_unscored for r in results)
+    log.info(
+        "challenger %s (%s): agreement %s, Spearman %s, top-%s overlap %s",
+        plan.challenger["ref"]["name"] if plan.challenger else "?",
+        plan.challenger["ref"]["version"] if plan.challenger else "?",
+        _fmt(comparison.get("agreement")),
+        _fmt(comparison.get("spearman")),
+        comparison.get("top_k"),
+        _fmt(comparison.get("top_k_overlap")),
+    )
+    return {"model": (plan.challenger or {}).get("ref"), "comparison": comparison}
+
+
+def _mean(counts: RowCounts, results: list[ShardResult]) -> float | None:
+    """The run's mean score, exactly (shard sums added in shard order)."""
+    return (
+        math.fsum(r.score_sum for r in results) / counts.rows_scored if counts.rows_scored else None
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _failed(

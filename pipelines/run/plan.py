@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipelines.config import Settings
 from pipelines.data.contract import Contract, check_contract
@@ -26,7 +26,9 @@ from pipelines.publish.commit import OTHER_KEY_OR_OVERWRITE, read_manifest
 from pipelines.publish.keys import staging_prefix
 from pipelines.publish.manifest import InputRef, ModelRef
 from pipelines.publish.manifest import fingerprint as make_fingerprint
-from pipelines.run.pinned import load_pinned_model
+from pipelines.run.challenger import Challenger, challenger_target
+from pipelines.run.monitors import plan_monitoring
+from pipelines.run.pinned import ModelSpec, challenger_spec, champion_spec, load_spec, pinned
 from pipelines.run.records import RunPlan, ShardResult
 from pipelines.run.resume import resumable_attempt
 from pipelines.run.scoring import ScoreTarget, check_id_column, score_target
@@ -53,7 +55,8 @@ def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = No
     other inputs (unless overwrite).
     """
     started = time.time()
-    model = load_pinned_model(cfg)
+    spec = champion_spec(cfg)
+    model = load_spec(cfg, spec)
     info = inspect_input(cfg.data.path, cfg.data.resolved_format)
     contract = check_contract(info, model, cfg.data.id_column, tuple(cfg.data.csv_null_values))
     target = score_target(model.classes, cfg.model.positive_class)
@@ -62,7 +65,9 @@ def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = No
     shards = plan_shards(info, cfg.score.shard_rows)
     proof = prove_input(info, shards)
     input_ref = _input_ref(cfg, info, proof, git_rev, dvc_md5)
-    model_ref = _model_ref(cfg, model)
+    model_ref = _model_ref(cfg, model, spec)
+    challenger = _challenger(cfg, info, target)
+    monitoring = plan_monitoring(cfg, spec, model, info.columns)
     fp = make_fingerprint(
         input=input_ref.sha256,
         model=model.sha256,
@@ -72,17 +77,18 @@ def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = No
         shard_rows=cfg.score.shard_rows,
         run_key=cfg.run_key,
         validation=cfg.validation.enabled,
+        challenger=challenger["ref"]["sha256"] if challenger else None,
     )
-    identity = make_fingerprint(output=fp)
-    store = open_store(cfg)
-    resumed = (
-        None if cfg.run.dry_run else resumable_attempt(store, model_ref.name, cfg.run_key, identity)
-    )
-    attempt = resumed or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    # a shard's result also holds drift counts against the baseline: reuse only the same
+    identity = make_fingerprint(output=fp, monitoring=monitoring)
+    attempt, resumed = _attempt(cfg, model_ref.name, identity)
     plan = RunPlan(
         run_key=cfg.run_key,
         attempt_id=attempt,
         model=model_ref,
+        model_spec=pinned(spec, model).model_dump(),
+        challenger=challenger,
+        monitoring=monitoring,
         input=input_ref,
         input_columns=info.columns,
         row_group_rows=list(info.row_group_rows),
@@ -107,15 +113,8 @@ def shard_inputs(
     plan: RunPlan, index: int
 ) -> tuple[Contract, ScoreTarget, InputInfo, Shard, InputProof]:
     """Rebuild, from the plan's JSON, what one shard needs (the plan may come over XCom)."""
-    contract = Contract(
-        **{
-            **plan.contract,
-            "features": tuple(plan.contract["features"]),
-            "numeric": tuple(plan.contract["numeric"]),
-            "null_values": tuple(plan.contract.get("null_values", ("",))),
-        }
-    )
-    target = ScoreTarget(**{**plan.score_target, "classes": tuple(plan.score_target["classes"])})
+    contract = _contract(plan.contract)
+    target = _target(plan.score_target)
     info = InputInfo(
         Path(plan.input.path),
         plan.input.format,
@@ -134,6 +133,39 @@ def shard_inputs(
     p = plan.input_proof
     proof = InputProof(**{**p, "shard_sha256": tuple(p.get("shard_sha256", ()))})
     return contract, target, info, shard, proof
+
+
+def _attempt(cfg: Settings, model_name: str, identity: str) -> tuple[str, str | None]:
+    """The attempt id: an interrupted attempt of the same identity to continue, else a new one."""
+    resumed = None
+    if not cfg.run.dry_run:  # a dry run discards its staging: it must not adopt an attempt's
+        resumed = resumable_attempt(open_store(cfg), model_name, cfg.run_key, identity)
+    return resumed or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", resumed
+
+
+def shard_challenger(cfg: Settings, plan: RunPlan) -> Challenger | None:
+    """The plan's shadow model, loaded exactly as pinned (None without one)."""
+    if not plan.challenger:
+        return None
+    model = load_spec(cfg, ModelSpec(**plan.challenger["spec"]))
+    return Challenger(
+        model, _contract(plan.challenger["contract"]), _target(plan.challenger["target"])
+    )
+
+
+def _contract(raw: dict[str, Any]) -> Contract:
+    return Contract(
+        **{
+            **raw,
+            "features": tuple(raw["features"]),
+            "numeric": tuple(raw["numeric"]),
+            "null_values": tuple(raw.get("null_values", ("",))),
+        }
+    )
+
+
+def _target(raw: dict[str, Any]) -> ScoreTarget:
+    return ScoreTarget(**{**raw, "classes": tuple(raw["classes"])})
 
 
 def rows_per_s(rows: int, seconds: float) -> float:
@@ -171,14 +203,40 @@ def _input_ref(
     )
 
 
-def _model_ref(cfg: Settings, model: LoadedModel) -> ModelRef:
+def _model_ref(cfg: Settings, model: LoadedModel, spec: ModelSpec) -> ModelRef:
     return ModelRef(
-        name=cfg.output.model_name or model.name,
-        version=model.version,
+        name=cfg.output.model_name or (spec.pin or {}).get("name") or model.name,
+        version=str(spec.pin["version"]) if spec.pin else model.version,
         sha256=model.sha256,
-        path=str(cfg.model.path),
+        path=spec.source,
         sklearn_version=model.card.get("sklearn_version"),
+        registry=spec.registry,
     )
+
+
+def _challenger(cfg: Settings, info: InputInfo, champion: ScoreTarget) -> dict[str, Any] | None:
+    """The shadow model pinned like the champion, with its own contract against the input."""
+    spec = challenger_spec(cfg)
+    if spec is None:
+        return None
+    model = load_spec(cfg, spec)
+    contract = check_contract(info, model, cfg.data.id_column, tuple(cfg.data.csv_null_values))
+    target = challenger_target(model, champion)
+    ref = ModelRef(
+        name=(spec.pin or {}).get("name") or model.name,
+        version=str(spec.pin["version"]) if spec.pin else model.version,
+        sha256=model.sha256,
+        path=spec.source,
+        sklearn_version=model.card.get("sklearn_version"),
+        registry=spec.registry,
+    )
+    log.info("challenger: %s (%s), scored in the same pass", ref.name, ref.version)
+    return {
+        "spec": pinned(spec, model).model_dump(),
+        "ref": ref.model_dump(),
+        "contract": asdict(contract),
+        "target": asdict(target),
+    }
 
 
 def _already_published(cfg: Settings, model_name: str, fingerprint: str) -> bool:

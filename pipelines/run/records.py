@@ -20,6 +20,9 @@ class RunPlan(BaseModel):
     run_key: str
     attempt_id: str
     model: ModelRef
+    model_spec: dict[str, Any] = {}  # run/pinned.ModelSpec: exactly what every shard loads
+    challenger: dict[str, Any] | None = None  # spec, ref, contract, target of the shadow model
+    monitoring: dict[str, Any] | None = None  # the drift baseline (run/monitors.plan_monitoring)
     input: InputRef
     input_columns: dict[str, str]
     row_group_rows: list[int]
@@ -56,4 +59,7 @@ class ShardResult(BaseModel):
     gates: dict[str, dict[str, Any]] = {}  # gate name -> its GateState as JSON
     ids_keys: dict[str, str] = {}  # gate name -> staged .npy of sorted ID hashes
     timings: dict[str, float]
+    monitoring: dict[str, Any] = {}  # drift and estimate states (run/monitors.ShardMonitor)
+    score_sum: float = 0.0  # sum of `score` over the scored rows, for the run's exact mean
+    challenger_unscored: int = 0  # scored rows the shadow model could not take (null there)
     reused: bool = False  # taken from an interrupted attempt's verified record (run/resume)

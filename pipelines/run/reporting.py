@@ -70,6 +70,9 @@ def run_report(manifest: RunManifest, results: list[ShardResult]) -> dict[str, A
         },
         rows_per_s=manifest.rows_per_s,  # the run's one rate (`plan.rows_per_s`)
         attempt_id=manifest.attempt_id,
+        monitoring=manifest.monitoring,
+        challenger=manifest.challenger,
+        estimated_performance=manifest.estimated_performance,
     )
 
 

@@ -170,12 +170,12 @@ def score_chunk(
     }
     for k, name in enumerate(target.proba_columns):
         columns[name] = pa.array(proba[:, k], pa.float64())
-    columns["model_version"] = _constant(model.version, n)
-    columns["run_key"] = _constant(run_key, n)
+    columns["model_version"] = constant(model.version, n)
+    columns["run_key"] = constant(run_key, n)
     return pa.table(columns)
 
 
-def _constant(value: str, n: int) -> pa.DictionaryArray:
+def constant(value: str, n: int) -> pa.DictionaryArray:
     """A column holding one string n times, stored once (dictionary-encoded)."""
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value]))
 

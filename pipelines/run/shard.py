@@ -32,8 +32,18 @@ from pipelines.publish.keys import ids_key, part_key
 from pipelines.publish.manifest import PartInfo
 from pipelines.publish.parts import PartWriter, stage_part
 from pipelines.quality.uniqueness import save_part
-from pipelines.run.pinned import load_pinned_model
-from pipelines.run.plan import RunPlan, ShardResult, rows_per_s, run_suites, shard_inputs
+from pipelines.run.challenger import PART_KIND as CHALLENGER
+from pipelines.run.challenger import Challenger, score_challenger
+from pipelines.run.monitors import ShardMonitor
+from pipelines.run.pinned import ModelSpec, load_pinned_model, load_spec
+from pipelines.run.plan import (
+    RunPlan,
+    ShardResult,
+    rows_per_s,
+    run_suites,
+    shard_challenger,
+    shard_inputs,
+)
 from pipelines.run.quarantine import (
     merge_reasons,
     quarantine_table,
@@ -57,7 +67,8 @@ from pipelines.storage.hashing import sha256_file
 from pipelines.storage.open import open_store
 
 log = logging.getLogger(__name__)
-PART_KINDS = ("scores", "quarantine", "badlines")  # a shard's parts, in the manifest's order
+# a shard's parts, in the manifest's order ("challenger" only with a shadow model)
+PART_KINDS = ("scores", CHALLENGER, "quarantine", "badlines")
 BAD_LINE_REASON = "csv line with wrong field count"
 
 
@@ -70,21 +81,19 @@ def score_shard(
     """Validate and score one shard in bounded memory; stage its parts in the object store."""
     t_start = time.perf_counter()
     store = open_store(cfg)
-    if (reused := reusable_result(store, plan, index)) is not None:
-        log.info(
-            "shard %d: reused from the interrupted attempt (%s rows)", index, f"{reused.rows_in:,}"
-        )
-        if on_rows:
-            on_rows(reused.rows_in)
+    if (reused := _reused(store, plan, index, on_rows)) is not None:
         return reused
-    model = load_pinned_model(cfg)
+    model = (
+        load_spec(cfg, ModelSpec(**plan.model_spec)) if plan.model_spec else load_pinned_model(cfg)
+    )
     contract, target, info, shard, proof = shard_inputs(plan, index)
     # Prove the bytes are the planned ones before any work, and again (unchanged) after.
     stat_before = check_shard_bytes(info, shard, proof)
     gates = _gates(cfg, contract.id_column)
     chunk = cfg.score.chunk_size
     batch_rows = max(cfg.validation.batch_rows if gates else chunk, chunk)
-    scoring = _Scoring(model, contract, target, plan.run_key, chunk, gates)
+    extras = (shard_challenger(cfg, plan), ShardMonitor(cfg, plan, target))
+    scoring = _Scoring(model, contract, target, plan.run_key, chunk, gates, *extras)
 
     with tempfile.TemporaryDirectory(prefix="batchscore-") as tmp:
         run = _ShardRun(scoring, store, plan.staging_prefix, index, Path(tmp))
@@ -121,6 +130,20 @@ def score_shard(
     return result
 
 
+def _reused(
+    store: ObjectStore, plan: RunPlan, index: int, on_rows: Callable[[int], None] | None
+) -> ShardResult | None:
+    """The shard's verified result from the interrupted attempt this plan continues, if any."""
+    reused = reusable_result(store, plan, index)
+    if reused is not None:
+        log.info(
+            "shard %d: reused from the interrupted attempt (%s rows)", index, f"{reused.rows_in:,}"
+        )
+        if on_rows:
+            on_rows(reused.rows_in)
+    return reused
+
+
 @dataclass(frozen=True)
 class _Scoring:
     """What every batch of a shard is checked and scored with."""
@@ -131,6 +154,8 @@ class _Scoring:
     run_key: str
     chunk: int  # rows per predict_proba call
     gates: dict[str, Any]  # gate name -> StreamingGate; empty when validation is off
+    challenger: Challenger | None = None  # the shadow model, scored on the same rows
+    monitor: ShardMonitor | None = None  # drift and estimate state of the scored rows
 
 
 class _ShardRun:
@@ -140,7 +165,10 @@ class _ShardRun:
         self, scoring: _Scoring, store: ObjectStore, staging: str, index: int, tmp: Path
     ) -> None:
         self.s, self.store, self.staging, self.index, self.tmp = scoring, store, staging, index, tmp
-        self.writers = {kind: PartWriter(self._local(self._key(kind))) for kind in PART_KINDS}
+        kinds = [k for k in PART_KINDS if k != CHALLENGER or scoring.challenger]
+        self.writers = {kind: PartWriter(self._local(self._key(kind))) for kind in kinds}
+        self.challenger_unscored = 0
+        self.score_sum = 0.0
         self.hist = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
         self.reasons: Counter[str] = Counter()
         self.timings: Counter[str] = Counter()
@@ -189,18 +217,32 @@ class _ShardRun:
     def _score(self, raw: pd.DataFrame, part: pd.DataFrame) -> pa.Table:
         """Score one chunk and write it to the scores part."""
         with self.timed("predict"):
-            table = self._predict(raw, part)
+            table, scored = self._predict(raw, part)
+        if self.s.challenger is not None:
+            with self.timed("challenger"):
+                shadow, unscored = score_challenger(
+                    self.s.challenger, raw.loc[scored.index], self.s.run_key
+                )
+            self.challenger_unscored += unscored
+            with self.timed("write"):
+                self.writers[CHALLENGER].write(shadow)
         with self.timed("write"):
             self.writers["scores"].write(table)
-            self.hist += histogram(table.column("score").to_numpy())
+            score = table.column("score").to_numpy()
+            self.hist += histogram(score)
+            self.score_sum += float(score.sum())
+        if self.s.monitor is not None:
+            with self.timed("monitor"):
+                self.s.monitor.update(scored, table)
         self.rows_scored += table.num_rows
         self.chunks += 1
         return table
 
-    def _predict(self, raw: pd.DataFrame, part: pd.DataFrame) -> pa.Table:
+    def _predict(self, raw: pd.DataFrame, part: pd.DataFrame) -> tuple[pa.Table, pd.DataFrame]:
+        """The chunk's scores, and the rows they are for (all but those quarantined here)."""
         s = self.s
         try:
-            return score_chunk(s.model, part, s.contract, s.run_key, s.target)
+            return score_chunk(s.model, part, s.contract, s.run_key, s.target), part
         except MissingValuesRefused:
             # sklearn refused before predicting anything: quarantine the rows with
             # missing values (as read, with a reason) and score the others
@@ -209,7 +251,8 @@ class _ShardRun:
                 raise
             labels = part.index[nan]
             self._quarantine(raw.loc[labels], np.full(len(labels), NAN_REASON))
-            return score_chunk(s.model, part.loc[~nan], s.contract, s.run_key, s.target)
+            kept = part.loc[~nan]
+            return score_chunk(s.model, kept, s.contract, s.run_key, s.target), kept
 
     def count_bad_lines(self, count: int) -> None:
         """CSV lines that split into the wrong number of fields: read and quarantined rows."""
@@ -220,10 +263,11 @@ class _ShardRun:
 
     def stage_parts(self) -> list[PartInfo]:
         """Close the parts and upload those with rows (an empty part is never created)."""
-        for kind in ("badlines", "scores", "quarantine"):
-            self.writers[kind].close()
+        for kind in ("badlines", "scores", CHALLENGER, "quarantine"):
+            if kind in self.writers:
+                self.writers[kind].close()
         parts = []
-        for kind in PART_KINDS:
+        for kind in self.writers:
             key = self._key(kind)
             path = self._local(key)
             if path.exists():
@@ -255,6 +299,9 @@ class _ShardRun:
             gates={name: gate.finish().to_json() for name, gate in self.s.gates.items()},
             ids_keys=ids_keys,
             timings={k: round(v, 4) for k, v in self.timings.items()},
+            challenger_unscored=self.challenger_unscored,
+            monitoring=self.s.monitor.to_json() if self.s.monitor else {},
+            score_sum=self.score_sum,
         )
 
 
