@@ -429,6 +429,13 @@ def test_dag_test_end_to_end_local_and_idempotent(
         e["report_uri"] == report_uri and e["run_key"] == "2026-01-15" for e in extras.values()
     )
     assert sum(k.startswith("score[") for k in states) == 3  # 5,000 rows / 2,000 per shard
+    # drift and performance status and the model version: in the summary line and the extras
+    summary = _xcom(dr, "publish")
+    assert summary["drift_status"] in {"ok", "warn", "fail", "no_baseline"}
+    assert summary["performance_status"] in {"ok", "fail", "no_baseline"}
+    lines = [m for m in logged if m.startswith("batchscore run_key=2026-01-15 status=")]
+    assert lines and all(f"drift={summary['drift_status']} " in m for m in lines), lines
+    assert all(e["drift_status"] == summary["drift_status"] for e in extras.values())
     (manifest_path,) = _manifests(out)
     manifest = json.loads(manifest_path.read_text())
     assert manifest["run_key"] == "2026-01-15"
