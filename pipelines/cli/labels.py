@@ -119,11 +119,27 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         )  # fmt: skip
         if metrics:
             lines.append(f"  realized   {metrics}")
+        if ch := e.get("challenger"):
+            lines.append(f"  challenger {_challenger_line(ch)}")
         if (est := e.get("estimated")) and est.get("auc") is not None:
             lines.append(f"  estimated  roc_auc={est['auc']:.4f}  accuracy={est['accuracy']:.4f}")
         if e.get("html"):
             lines.append(f"  evaluation {e['html']}")
     return lines
+
+
+def _challenger_line(ch: dict[str, Any]) -> str:
+    """The challenger's realized metrics on the same labelled rows (less those it left unscored)."""
+    values = "  ".join(
+        f"{k}={ch[k]:.4f}" for k in ("roc_auc", "pr_auc", "log_loss", "brier", "accuracy",
+                                     "precision", "recall", "ece")
+        if ch.get(k) is not None
+    )  # fmt: skip
+    model = ch.get("model") or {}
+    return (
+        f"{values or 'no metrics'}  ({model.get('name')} {model.get('version')}: "
+        f"{ch['rows']:,} rows, {ch['unscored']:,} unscored)"
+    )
 
 
 def _pct(value: float | None) -> str:

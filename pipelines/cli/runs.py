@@ -170,7 +170,24 @@ def _performance_lines(
         f"{realized['rows_scored']:,}, {_pct(cov)}; {len(realized['deliveries'])} delivery(ies), "
         f"{realized['conflicting_ids']:,} conflicting)"
     )
+    if (ch := realized.get("challenger")) is not None:
+        lines.append(_challenger_line(ch, m))
     return lines
+
+
+def _challenger_line(ch: dict[str, Any], champion: dict[str, Any]) -> str:
+    """The challenger's realized metrics on the same labels, with the difference to the run's."""
+    m, model = ch["metrics"], ch.get("model") or {}
+    values = " ".join(
+        f"{k}={m[k]:.4f}" + (f" ({m[k] - champion[k]:+.4f})" if champion.get(k) is not None else "")
+        for k in PERFORMANCE
+        if m.get(k) is not None
+    )
+    return (
+        f"  challenger   realized {values or 'no metrics'} (model {model.get('name')} "
+        f"{model.get('version')}; {ch['rows']:,} labelled rows, {ch['unscored']:,} unscored; "
+        "in brackets: challenger - champion)"
+    )
 
 
 @runs.command()

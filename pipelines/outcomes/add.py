@@ -108,6 +108,18 @@ def _run_summary(
             "conflicting_ids": ev["conflicting_ids"],
             **{k: metrics.get(k) for k in HEADLINE if k in metrics},
             "estimated": ev.get("estimated"),
+            **({"challenger": _challenger_summary(ev["challenger"])} if "challenger" in ev else {}),
             **({"json": where["json"], "html": where["html"]} if where else {}),
         },
+    }
+
+
+def _challenger_summary(block: dict[str, Any]) -> dict[str, Any]:
+    """The challenger's headline metrics, as the champion's are given, with its row counts."""
+    metrics, model = block["metrics"], block.get("model") or {}
+    return {
+        "model": {k: model.get(k) for k in ("name", "version", "sha256")},
+        "rows": block["rows"],
+        "unscored": block["unscored"],
+        **{k: metrics.get(k) for k in HEADLINE if k in metrics},
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.outcomes.challenger import (
+    PREFIX,
+    challenger_frame,
+    delivery_columns,
+    null_columns,
+)
 from pipelines.outcomes.classes import class_index
 from pipelines.outcomes.deliveries import list_deliveries
 from pipelines.outcomes.ids import bucket_count, bucket_of, id_hash
@@ -48,12 +55,11 @@ def evaluate_run(
     carried = sorted({s for m in current for s in m.get("segments", []) if s in segments})
     with tempfile.TemporaryDirectory(prefix="batchscore-eval-") as tmp:
         folder = Path(tmp)
-        overall, by_segment, counts = _accumulate(
-            store, keys, run, current, carried, settings, folder
-        )
-        metrics, segment_metrics = overall.result(), _segment_results(by_segment)
-    labelled = overall.n
-    return {
+        acc = _accumulate(store, keys, run, current, carried, settings, folder)
+        metrics, segment_metrics = acc.overall.result(), _segment_results(acc.by_segment)
+        shadow = _challenger_block(run, acc, current)
+    labelled, counts = acc.overall.n, acc.counts
+    evaluation = {
         "schema_version": SCHEMA_VERSION,
         "run": run.ref,
         "model": run.model,
@@ -73,9 +79,42 @@ def evaluate_run(
         "segments": segment_metrics,
         "estimated": estimated_for_run(store, keys, run.model, run.run_key),
     }
+    return evaluation if shadow is None else {**evaluation, "challenger": shadow}
 
 
 Metrics = BinaryMetrics | MulticlassMetrics
+
+
+@dataclass
+class Accumulated:
+    """What the buckets added up to: the champion's metrics overall and per segment, the
+    challenger's (None without one) on the same accepted rows, and the counts."""
+
+    overall: Metrics
+    by_segment: dict[tuple[str, str], Metrics]
+    challenger: Metrics | None
+    counts: Counter[str]
+
+
+def _challenger_block(
+    run: RunScores, acc: Accumulated, markers: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The challenger's realized metrics, on the same accepted (ID, label) pairs as the
+    champion's minus the rows it did not score; None for a run without a challenger."""
+    if acc.challenger is None:
+        return None
+    return {
+        "model": run.challenger_model,
+        "metrics": acc.challenger.result(),
+        "rows": acc.challenger.n,
+        "unscored": acc.counts["challenger_unscored"],
+        # joined before challenger columns were stored: their rows count as unscored
+        "deliveries_without_challenger": [
+            m["sha256"]
+            for m in markers
+            if "challenger_joined_rows" not in (m.get("run_counts") or {})
+        ],
+    }
 
 
 def _accumulate(
@@ -86,19 +125,25 @@ def _accumulate(
     segments: list[str],
     settings: LabelsSettings,
     folder: Path,
-) -> tuple[Metrics, dict[tuple[str, str], Metrics], Counter[str]]:
-    """Bucket the deliveries' rows, then feed the accepted ones of each bucket to the metrics."""
+) -> Accumulated:
+    """Bucket the deliveries' rows, then feed the accepted ones of each bucket to the metrics
+    (the challenger's: the accepted rows it scored; the others are counted)."""
     rows = sum(int(m.get("rows") or 0) for m in markers)
     buckets = bucket_count(rows, settings.bucket_rows, settings.max_buckets)
     parts = _partition(store, keys, run, markers, segments, buckets, settings, folder)
     block = max(1_024, settings.bucket_rows // buckets)
     overall = _metrics(run, settings, folder, "all", block)
     by_segment: dict[tuple[str, str], Metrics] = {}
+    shadow = _metrics(run, settings, folder, "challenger", block) if run.has_challenger else None
     counts: Counter[str] = Counter()
     for b in range(buckets):
         frame = _accepted(parts.read(b).to_pandas(), counts)
         parts.drop(b)
         _add(overall, run, frame)
+        if shadow is not None and not frame.empty:
+            scored = frame[PREFIX + "score"].notna()
+            counts["challenger_unscored"] += int((~scored).sum())
+            _add(shadow, run, challenger_frame(frame.loc[scored], run.proba_columns))
         for seg in segments:
             for value, rows_of in frame.groupby(_pooled(frame[seg], seg, by_segment)):
                 key = (seg, str(value))
@@ -106,7 +151,7 @@ def _accumulate(
                     name = f"seg{len(by_segment)}"
                     by_segment[key] = _metrics(run, settings, folder, name, block)
                 _add(by_segment[key], run, rows_of)
-    return overall, by_segment, counts
+    return Accumulated(overall, by_segment, shadow, counts)
 
 
 def _metrics(
@@ -140,6 +185,9 @@ def _partition(
                     if seg not in table.column_names:
                         table = table.append_column(seg, pa.nulls(len(table), pa.string()))
                 keep = ["id", "label", "score", "predicted_class", *run.proba_columns, *segments]
+                if run.has_challenger:
+                    table = _with_challenger(table, run)
+                    keep += delivery_columns(run.proba_columns)
                 table = table.select(keep)
                 hashes = id_hash(table.column("id").combine_chunks())
                 table = table.append_column("h", pa.array(hashes))
@@ -154,6 +202,14 @@ def _partition(
         out = Buckets(folder, "eval", buckets, schema)
     out.close()
     return out
+
+
+def _with_challenger(table: pa.Table, run: RunScores) -> pa.Table:
+    """A delivery's rows with the challenger's columns: null in one stored before they were."""
+    for name, column in null_columns(run.proba_columns, table.num_rows).items():
+        if name not in table.column_names:
+            table = table.append_column(name, column)
+    return table
 
 
 def _accepted(frame: pd.DataFrame, counts: Counter[str]) -> pd.DataFrame:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.errors import InputDataError
+from pipelines.outcomes.challenger import AlignedPart, check_same_ids, delivery_columns
 from pipelines.outcomes.classes import as_text, class_index, class_of
 from pipelines.outcomes.ids import (
     INT,
@@ -121,12 +123,13 @@ def _partition_scores(
     settings: LabelsSettings,
     folder: Path,
 ) -> tuple[str, Buckets, list[str]]:
-    """Stream a run's scores parts into buckets: hash, ID, score, predicted class, probabilities."""
+    """Stream a run's scores parts into buckets: hash, ID, score, predicted class, probabilities,
+    and, for a run with a challenger, the challenger's of the same rows beside them."""
     out: Buckets | None = None
     kind, sample = INT, []
-    for key in run.part_keys:
-        path, temp = local_copy(store, key, folder)
-        try:
+    shadows = run.challenger_keys or (None,) * len(run.part_keys)
+    for key, shadow_key in zip(run.part_keys, shadows, strict=True):
+        with _opened(store, key, folder) as path, _opened(store, shadow_key, folder) as shadow:
             parquet = pq.ParquetFile(path)
             names = parquet.schema_arrow.names
             id_column = run.id_column or names[0]
@@ -140,32 +143,75 @@ def _partition_scores(
             kind = id_kind(parquet.schema_arrow.field(id_column).type)
             if out is None:
                 out = Buckets(folder, f"scores-{index:04d}", buckets, _scores_schema(run, kind))
+            aligned = None
+            if shadow is not None and shadow_key is not None:
+                aligned = AlignedPart(shadow, wanted, settings.batch_rows, store.url(shadow_key))
             for batch in parquet.iter_batches(settings.batch_rows, columns=wanted):
                 ids = published_ids(batch.column(0), kind)
                 sample = sample or [str(v) for v in ids.slice(0, SAMPLE_IDS).to_pylist()]
                 hashes = id_hash(ids)
-                table = {
-                    "h": pa.array(hashes),
-                    "id": ids,
-                    "score": batch.column(1).cast(pa.float64()),
-                    "pred": pa.array(class_index(batch.column(2), run.classes)),
-                }
-                for k in range(len(run.proba_columns)):
-                    table[f"p{k}"] = batch.column(3 + k).cast(pa.float64())
+                table = {"h": pa.array(hashes), "id": ids, **_score_columns(run, batch, "")}
+                if run.has_challenger:
+                    table |= _challenger_columns(run, batch, aligned)
                 out.add(pa.table(table), bucket_of(hashes, buckets))
-        finally:
-            if temp:
-                path.unlink(missing_ok=True)
+            if aligned is not None:
+                aligned.finish()
     if out is None:
         out = Buckets(folder, f"scores-{index:04d}", buckets, _scores_schema(run, kind))
     out.close()
     return kind, out, sample
 
 
+@contextmanager
+def _opened(store: Store, key: str | None, folder: Path) -> Iterator[Path | None]:
+    """A local file with a published part's bytes (None for no part), removed after if a copy."""
+    if key is None:
+        yield None
+        return
+    path, temp = local_copy(store, key, folder)
+    try:
+        yield path
+    finally:
+        if temp:
+            path.unlink(missing_ok=True)
+
+
+def _score_columns(run: RunScores, batch: pa.RecordBatch | pa.Table, prefix: str) -> dict:
+    """Score, predicted class index and probabilities of a batch (columns 1, 2, 3...)."""
+    columns = {
+        f"{prefix}score": batch.column(1).cast(pa.float64()),
+        f"{prefix}pred": pa.array(class_index(batch.column(2), run.classes)),
+    }
+    for k in range(len(run.proba_columns)):
+        columns[f"{prefix}p{k}"] = batch.column(3 + k).cast(pa.float64())
+    return columns
+
+
+def _challenger_columns(
+    run: RunScores, batch: pa.RecordBatch, aligned: AlignedPart | None
+) -> dict[str, pa.Array]:
+    """The challenger's scores of the batch's rows (null if its shard has no challenger part)."""
+    if aligned is None:
+        rows = batch.num_rows
+        return {
+            "c_score": pa.nulls(rows, pa.float64()),
+            "c_pred": pa.array(np.full(rows, -1, np.int32)),
+            **{f"c_p{k}": pa.nulls(rows, pa.float64()) for k in range(len(run.proba_columns))},
+        }
+    shadow = aligned.take(batch.num_rows)
+    check_same_ids(batch.column(0), shadow.column(0).combine_chunks(), aligned.where)
+    columns = _score_columns(run, shadow, "c_")
+    return {k: v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v
+            for k, v in columns.items()}  # fmt: skip
+
+
 def _scores_schema(run: RunScores, kind: str) -> pa.Schema:
     id_type = pa.int64() if kind == INT else pa.string()
     fields = [("h", pa.uint64()), ("id", id_type), ("score", pa.float64()), ("pred", pa.int32())]
     fields += [(f"p{k}", pa.float64()) for k in range(len(run.proba_columns))]
+    if run.has_challenger:
+        fields += [("c_score", pa.float64()), ("c_pred", pa.int32())]
+        fields += [(f"c_p{k}", pa.float64()) for k in range(len(run.proba_columns))]
     return pa.schema(fields)
 
 
@@ -253,6 +299,10 @@ def _write(join: RunJoin, hit: pd.DataFrame, cls: np.ndarray, file: LabelFile) -
     }
     for k, name in enumerate(run.proba_columns):
         columns[name] = pa.array(hit[f"p{k}"].to_numpy(), pa.float64())
+    if run.has_challenger:
+        columns |= _challenger_written(run, hit, classes)
+        join.counts["challenger_joined_rows"] += len(hit)
+        join.counts["challenger_unscored_rows"] += int(hit["c_score"].isna().sum())
     for s in file.segments:
         columns[s] = pa.array(hit[f"seg_{s}"].astype(object).to_numpy(), pa.string())
     table = pa.table(columns)
@@ -262,6 +312,21 @@ def _write(join: RunJoin, hit: pd.DataFrame, cls: np.ndarray, file: LabelFile) -
     join.counts["joined_rows"] += table.num_rows
     for name in ("id", "label", *file.segments):
         join.sha.update(_canonical(table.column(name)))
+
+
+def _challenger_written(
+    run: RunScores, hit: pd.DataFrame, classes: np.ndarray
+) -> dict[str, pa.Array]:
+    """The challenger's columns of joined rows, as the delivery file holds them (null unscored)."""
+    pred = hit["c_pred"].to_numpy()
+    names = delivery_columns(run.proba_columns)
+    columns = {
+        names[0]: pa.array(hit["c_score"].to_numpy(), pa.float64(), from_pandas=True),
+        names[1]: pa.array(np.where(pred >= 0, classes[np.maximum(pred, 0)], None), pa.string()),
+    }
+    for k, name in enumerate(names[2:]):
+        columns[name] = pa.array(hit[f"c_p{k}"].to_numpy(), pa.float64(), from_pandas=True)
+    return columns
 
 
 def _canonical(column: pa.ChunkedArray) -> bytes:

@@ -31,25 +31,28 @@ ROWS = (
 )
 
 
-def reliability_png(reliability: dict[str, Any]) -> bytes:
-    """The reliability curve (fraction positive against mean predicted, per bin) as a PNG."""
+def reliability_png(reliability: dict[str, Any], challenger: dict[str, Any] | None = None) -> bytes:
+    """The reliability curve (fraction positive against mean predicted, per bin) as a PNG; with
+    a challenger's, both curves on one plot, so their calibration is compared at a glance."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    points = [
-        (m, f)
-        for m, f in zip(
-            reliability["mean_predicted"], reliability["fraction_positive"], strict=True
-        )
-        if m is not None
-    ]
     fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=100)
     ax.plot([0, 1], [0, 1], linestyle="--", color="#9aa3ad", label="perfectly calibrated")
-    if points:
-        xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, marker="o", color="#2b6cb0", label="this run")
+    curves = [(reliability, "this run" if challenger is None else "champion", "#2b6cb0")]
+    if challenger is not None:
+        curves.append((challenger, "challenger", "#c05621"))
+    for curve, label, color in curves:
+        points = [
+            (m, f)
+            for m, f in zip(curve["mean_predicted"], curve["fraction_positive"], strict=True)
+            if m is not None
+        ]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="o", color=color, label=label)
     ax.set(
         xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted probability", ylabel="fraction positive"
     )
@@ -73,24 +76,53 @@ def evaluation_html(ev: dict[str, Any]) -> str:
         f"<p>{ev['labelled']:,} of {ev['rows_scored']:,} scored rows labelled "
         f"(coverage {_pct(ev['coverage'])}), from {len(ev['deliveries'])} delivery(ies); "
         f"{ev['conflicting_ids']:,} ID(s) with conflicting labels left out.</p>",
-        "<h2>Metrics</h2><table>" + _row(["metric", "realized", "estimated"], head=True),
+        _metrics_table(ev),
     ]
-    estimated = {"roc_auc": est.get("auc"), "accuracy": est.get("accuracy")}
-    for key, label in ROWS:
-        if key in m:
-            parts.append(_row([label, _num(m[key]), _num(estimated.get(key))]))
-    parts.append("</table>")
     if est:
         method, assumption = e(str(est.get("method"))), e(str(est.get("assumption")))
         parts.append(f"<p class=muted>Estimated at scoring time: {method}; {assumption}.</p>")
     if m.get("note"):
         parts.append(f"<p class=muted>{e(m['note'])}</p>")
     if "reliability" in m and m["rows"]:
-        png = base64.b64encode(reliability_png(m["reliability"])).decode()
+        other = (ev.get("challenger") or {}).get("metrics") or {}
+        curve = other.get("reliability") if other.get("rows") else None
+        png = base64.b64encode(reliability_png(m["reliability"], curve)).decode()
         img = f"<img alt='reliability curve' src='data:image/png;base64,{png}'>"
         parts.append(f"<h2>Calibration</h2>{img}")
     parts += [_deliveries(ev), _segments(ev), "</body></html>"]
     return "\n".join(parts)
+
+
+def _metrics_table(ev: dict[str, Any]) -> str:
+    """Realized metrics beside the estimate; with a challenger, both models side by side in one
+    table (champion | challenger | difference), the challenger's on the same labelled rows."""
+    m, est, ch = ev["metrics"], ev.get("estimated") or {}, ev.get("challenger")
+    estimated = {"roc_auc": est.get("auc"), "accuracy": est.get("accuracy")}
+    if ch is None:
+        rows = [_row(["metric", "realized", "estimated"], head=True)]
+        rows += [
+            _row([label, _num(m[key]), _num(estimated.get(key))]) for key, label in ROWS if key in m
+        ]
+        return "<h2>Metrics</h2><table>" + "\n".join(rows) + "</table>"
+    c, model = ch["metrics"], ch.get("model") or {}
+    name = html.escape(f"{model.get('name')} {model.get('version')}")
+    head = ["metric", "champion", "challenger", "difference (challenger - champion)"]
+    rows = [_row([*head, "champion estimated"], head=True)]
+    for key, label in ROWS:
+        if key in m:
+            a, b = m[key], c.get(key)
+            diff = None if a is None or b is None else b - a
+            cells = [_num(a), _num(b), _signed(diff), _num(estimated.get(key))]
+            rows.append(_row([label, *cells]))
+    note = (
+        f"<p class=muted>Challenger {name}: {ch['rows']:,} of the {ev['labelled']:,} labelled "
+        f"rows; {ch['unscored']:,} it could not score are left out of its metrics.</p>"
+    )
+    return "<h2>Metrics: champion and challenger</h2><table>" + "\n".join(rows) + "</table>" + note
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.4f}"
 
 
 def _row(cells: list[str], head: bool = False) -> str:

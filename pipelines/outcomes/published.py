@@ -16,6 +16,8 @@ from typing import Any
 from pipelines.errors import InputDataError, StorageError
 from pipelines.outcomes.store import Keys, Store
 
+CHALLENGER = "challenger"  # the part kind a challenger's scores are published as
+
 
 @dataclass(frozen=True)
 class RunScores:
@@ -31,10 +33,17 @@ class RunScores:
     proba_columns: tuple[str, ...]
     rows_scored: int
     part_keys: tuple[str, ...]
+    # the challenger's part of each scores part's shard (None: none for it); () without one
+    challenger_keys: tuple[str | None, ...] = ()
+    challenger_model: dict[str, Any] | None = None  # the manifest's `challenger.model`
 
     @property
     def ref(self) -> str:
         return f"{self.model}/{self.run_key}"
+
+    @property
+    def has_challenger(self) -> bool:
+        return any(k is not None for k in self.challenger_keys)
 
 
 def run_scores(manifest: dict[str, Any]) -> RunScores:
@@ -49,6 +58,9 @@ def run_scores(manifest: dict[str, Any]) -> RunScores:
             fix="labels can be joined to runs published by this batchscore version or later",
         )
     kind = str(s.get("kind") or ("binary" if len(classes) == 2 else "multiclass"))
+    scores = [p for p in manifest["parts"] if p["kind"] == "scores"]
+    # a challenger part lines up row by row with the scores part of its shard
+    shadow = {p.get("shard"): p["key"] for p in manifest["parts"] if p["kind"] == CHALLENGER}
     return RunScores(
         model=model,
         run_key=run_key,
@@ -59,7 +71,9 @@ def run_scores(manifest: dict[str, Any]) -> RunScores:
         positive_class=s.get("positive_class") if kind == "binary" else None,
         proba_columns=tuple(s.get("proba_columns") or ()),
         rows_scored=int(manifest["counts"]["rows_scored"]),
-        part_keys=tuple(p["key"] for p in manifest["parts"] if p["kind"] == "scores"),
+        part_keys=tuple(p["key"] for p in scores),
+        challenger_keys=tuple(shadow.get(p.get("shard")) for p in scores) if shadow else (),
+        challenger_model=(manifest.get("challenger") or {}).get("model") if shadow else None,
     )
 
 

@@ -41,6 +41,8 @@ def build_report(
 ) -> dict[str, Any]:
     """The report dict `render_html` and `render_json` take (all plain JSON types).
 
+    This is long because it is one flat literal of every report field, in the report's order.
+
     `input_verdict`/`output_verdict` are `QualityVerdict.to_json()`; `score_histogram` the
     counts of the 20 equal bins over [0, 1] summed over chunks (`scoring.histogram`).
     `quarantine_reasons` may count rows under joined keys ("a; b"); the report counts rows
