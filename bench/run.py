@@ -53,19 +53,63 @@ def size_label(rows: int) -> str:
 # --- cached inputs -------------------------------------------------------------------------
 
 
-def ensure_dataset(data_dir: Path, rows: int) -> Path:
-    """The score set of `rows` rows (seeded, so identical on every machine), made once."""
+def generator_tag() -> str:
+    """8 hex of the demo generator's source: part of every cached file's name.
+
+    The cache used to be keyed by size alone, so a change to the generator (the category shares
+    fixed per population, so a night drawn like the training data does not drift) left stale
+    files that the drift monitor then flagged. Keyed by the code, a cached file is always what
+    the generator writes now.
+    """
+    import hashlib
+    import inspect
+
+    from pipelines.data import demo
+
+    parts = (demo.make_frame, demo._population_shares, demo.write_dataset, demo._LabelWriter)
+    text = "".join(inspect.getsource(obj) for obj in parts) + repr(demo.CATEGORIES)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def ensure_dataset(data_dir: Path, rows: int, labels: bool = False) -> Path:
+    """The score set of `rows` rows (seeded, so identical on every machine), made once.
+
+    With `labels`, its true labels too (`labels_path_for`), written in the same pass: the data
+    file is byte-identical either way (the generator draws the label last), so a cached set
+    without labels is rewritten with them. Stale files of another generator are removed.
+    """
     from pipelines.data.demo import write_dataset
 
-    path = data_dir / f"score-{size_label(rows)}-rg{ROW_GROUP_ROWS}.parquet"
-    if not path.is_file():
-        log.info("generating %s rows -> %s", f"{rows:,}", path)
-        write_dataset(path, rows, SCORE_SEED, ROW_GROUP_ROWS, with_label=False, first_id=1)
+    stem = f"score-{size_label(rows)}-rg{ROW_GROUP_ROWS}"
+    path = data_dir / f"{stem}-{generator_tag()}.parquet"
+    if path.is_file() and (not labels or labels_path_for(path).is_file()):
+        return path
+    for stale in data_dir.glob(f"{stem}*.parquet"):
+        stale.unlink()
+    log.info("generating %s rows -> %s", f"{rows:,}", path)
+    write_dataset(
+        path,
+        rows,
+        SCORE_SEED,
+        ROW_GROUP_ROWS,
+        with_label=False,
+        first_id=1,
+        labels_path=labels_path_for(path) if labels else None,
+    )
     return path
 
 
+def labels_path_for(data: Path) -> Path:
+    """Where the true labels of a generated score set are kept: beside it."""
+    return data.with_name(data.name.removesuffix(".parquet") + ".labels.parquet")
+
+
 def ensure_model(data_dir: Path, kind: str) -> Path:
-    """The `kind` demo pipeline trained once on TRAIN_ROWS rows; retrained if sklearn changed."""
+    """The `kind` demo pipeline trained once on TRAIN_ROWS rows, with its drift baseline.
+
+    Retrained if sklearn changed or the training set is another generator's (`generator_tag`);
+    the baseline is written by training, or made by `batchscore baseline` if it is missing.
+    """
     import sklearn
 
     from pipelines.config import load_config
@@ -74,10 +118,15 @@ def ensure_model(data_dir: Path, kind: str) -> Path:
 
     model = data_dir / "models" / kind / "model.skops"
     card = model.with_name("model.card.json")
-    if card.is_file() and model.is_file() and _card_version(card) == sklearn.__version__:
+    stamp = model.with_name("bench-train-data.txt")
+    train = data_dir / f"train-{size_label(TRAIN_ROWS)}-{generator_tag()}.parquet"
+    fresh = stamp.is_file() and stamp.read_text().strip() == train.name
+    if card.is_file() and model.is_file() and fresh and _card_version(card) == sklearn.__version__:
+        _ensure_baseline(model, train)
         return model
-    train = data_dir / f"train-{size_label(TRAIN_ROWS)}.parquet"
     if not train.is_file():
+        for stale in data_dir.glob(f"train-{size_label(TRAIN_ROWS)}*.parquet"):
+            stale.unlink()
         write_dataset(train, TRAIN_ROWS, TRAIN_SEED, ROW_GROUP_ROWS, with_label=True)
     cfg = load_config(
         ROOT / "params.yaml",
@@ -89,7 +138,20 @@ def ensure_model(data_dir: Path, kind: str) -> Path:
     )
     log.info("training %s on %s rows -> %s", kind, f"{TRAIN_ROWS:,}", model)
     train_model(cfg)
+    stamp.write_text(train.name + "\n")
+    _ensure_baseline(model, train)
     return model
+
+
+def _ensure_baseline(model: Path, train: Path) -> None:
+    """`<model>.baseline.json` beside the model, so the scoring runs monitor drift."""
+    from pipelines.cli import main
+
+    if model.with_suffix(".baseline.json").is_file():
+        return
+    argv = ["baseline", "--params", str(ROOT / "params.yaml"), "--data", str(train)]
+    if main([*argv, "--model", str(model)]):
+        raise SystemExit(f"batchscore baseline failed for {model}")
 
 
 def _params_value(section: str, key: str) -> object:

@@ -3,6 +3,7 @@
     python -m bench.variants ceiling    --data F --model M --chunk-size N --report R
     python -m bench.variants batchscore --data F --model M --workers W --shard-rows S ... --report R
     python -m bench.variants naive      --data F --model M --out F --report R
+    python -m bench.variants labels     --data LABELS --model M --out DIR --run-key K --report R
 
 Every variant imports its libraries *before* its timer starts, so `work_s` compares the work and
 not interpreter start-up; the parent also records the whole process wall time. Each writes a JSON
@@ -108,13 +109,14 @@ def run_batchscore(args: argparse.Namespace) -> dict[str, Any]:
         "--input", str(args.data),
         "--model", str(args.model),
         "--output", f"file://{args.out / 'bucket'}",
-        "--run-key", "bench",
+        "--run-key", args.run_key,
         "--workers", str(args.workers),
         "--chunk-size", str(args.chunk_size),
         "--summary", str(summary),
-        "--overwrite",
+        *(["--overwrite"] if args.overwrite else []),
         "--set", "score.progress=off",
         "--set", f"score.shard_rows={args.shard_rows}",
+        *[a for kv in args.set for a in ("--set", kv)],
     ]  # fmt: skip
     profiler = None
     if args.profile:
@@ -144,6 +146,22 @@ def run_batchscore(args: argparse.Namespace) -> dict[str, Any]:
         "phases": phases,
         "manifest_wall_s": timings.get("wall"),
         "gx": _gx_seconds(manifest.get("quality", {})),
+        "manifest": _manifest_facts(manifest),
+    }
+
+
+def _manifest_facts(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the monitoring/challenger/resume benchmark reads from the manifest: kept small, so
+    the report JSON holds the evidence (content hash, reuse count) without the whole manifest."""
+    challenger, mon = manifest.get("challenger") or {}, manifest.get("monitoring") or {}
+    return {
+        "content_sha256": manifest.get("content_sha256"),
+        "shards_reused": manifest.get("shards_reused", 0),
+        "monitor_s": manifest.get("timings", {}).get("monitor"),
+        "challenger_s": manifest.get("timings", {}).get("challenger"),
+        "challenger_comparison": challenger.get("comparison"),
+        "estimated_performance": manifest.get("estimated_performance"),
+        "drift_status": mon.get("status") or (mon.get("drift") or {}).get("status"),
     }
 
 
@@ -228,12 +246,48 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": len(frame), **clock.stop(), "stages": stages, "gx": gx_result}
 
 
+# --- 4. labels add: a label delivery joined to a published run -----------------------------
+
+
+def run_labels(args: argparse.Namespace) -> dict[str, Any]:
+    """`batchscore labels add --json` in this process; its printed JSON is the report's counts.
+
+    The outcomes modules are imported before the timer, like the pipeline's in `run_batchscore`,
+    so `work_s` is the join and the evaluation, not interpreter start-up.
+    """
+    import contextlib
+    import io
+
+    import pipelines.outcomes.add  # noqa: F401
+    from pipelines.cli import main
+
+    argv = [
+        "labels", "add",
+        "--params", str(ROOT / "params.yaml"),
+        "--labels", str(args.data),
+        "--run-key", args.run_key,
+        "--output", f"file://{args.out / 'bucket'}",
+        "--json",
+        *[a for kv in args.set for a in ("--set", kv)],
+    ]  # fmt: skip
+    printed = io.StringIO()
+    clock = Clock()
+    with contextlib.redirect_stdout(printed):
+        code = main(argv)
+    spent = clock.stop()
+    if code:
+        raise SystemExit(f"batchscore labels add exited with {code}")
+    result = json.loads(printed.getvalue())
+    counts = result.get("counts", {})
+    return {"rows": counts.get("rows_read"), **spent, "labels": result}
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.variants")
-    parser.add_argument("variant", choices=["ceiling", "batchscore", "naive"])
+    parser.add_argument("variant", choices=["ceiling", "batchscore", "naive", "labels"])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--report", type=Path, required=True)
@@ -243,8 +297,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder (batchscore) or file (naive)")
     parser.add_argument("--input-suite", type=Path, default=ROOT / "validation/input_suite.json")
     parser.add_argument("--profile", type=Path, help="pyinstrument profile to this path stem")
+    parser.add_argument("--run-key", default="bench", help="batchscore/labels: the run key")
+    parser.add_argument(
+        "--set", action="append", default=[], help="batchscore/labels: a --set KEY=VALUE"
+    )
+    parser.add_argument(
+        "--no-overwrite",
+        dest="overwrite",
+        action="store_false",
+        help="batchscore: no --overwrite (a rerun then resumes an interrupted attempt)",
+    )
     args = parser.parse_args(argv)
-    run = {"ceiling": run_ceiling, "batchscore": run_batchscore, "naive": run_naive}
+    run = {
+        "ceiling": run_ceiling,
+        "batchscore": run_batchscore,
+        "naive": run_naive,
+        "labels": run_labels,
+    }
     report = run[args.variant](args)
     report["variant"] = args.variant
     args.report.write_text(json.dumps(report, indent=2, default=str))

@@ -66,6 +66,12 @@ class LocalWriteError(StorageError):
     rather than kept for a resume, since it takes the space the rerun needs."""
 
 
+class WorkerLostError(BatchscoreError):
+    """A worker process died mid-run (killed, out of memory): the finished shards are kept."""
+
+    retryable = True
+
+
 class DataPullError(BatchscoreError):
     """The versioned input could not be fetched or did not match its recorded hash."""
 

@@ -14,9 +14,9 @@ from functools import reduce
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.config import Settings
 from pipelines.errors import ConfigError
@@ -86,8 +86,10 @@ class ShardMonitor:
         """Count the rows of one scored chunk (`frame`: as the model took them)."""
         score = table.column("score").to_numpy()
         if self.drift is not None:
-            predicted = np.asarray(table.column("predicted_class").to_pylist(), dtype=object)
-            positive = None if self.positive is None else predicted.astype(str) == self.positive
+            positive = None
+            if self.positive is not None:  # vectorized in Arrow: a Python list costs 8% here
+                predicted = pc.cast(table.column("predicted_class"), pa.string())
+                positive = pc.equal(predicted, self.positive).to_numpy(zero_copy_only=False)
             self.drift.update(frame.loc[:, self.columns], score, positive)
         if self.estimate is not None:
             self.estimate.update(score)

@@ -15,10 +15,12 @@ import os
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import Any
 
 from pipelines.config import Settings
+from pipelines.errors import WorkerLostError
 from pipelines.progress import Progress
 from pipelines.run.plan import RunPlan, ShardResult
 from pipelines.run.shard import score_shard
@@ -58,6 +60,14 @@ def score_in_pool(
             reader.start()  # only once the workers exist: never fork with a live thread of ours
             try:
                 return [f.result() for f in futures]
+            except BrokenProcessPool:  # a worker was killed (SIGKILL, the OOM killer)
+                _stop(pool)
+                raise WorkerLostError(
+                    "a worker process died while scoring (killed, or out of memory?)",
+                    fix="rerun the same command: the shards that finished are staged and "
+                    "verified, and are reused; if memory ran out, lower score.chunk_size or "
+                    "score.workers",
+                ) from None
             except BaseException:  # a failed shard, or SIGTERM: stop the others now
                 _stop(pool)
                 raise
@@ -149,12 +159,20 @@ def _report(queue: Any, index: int, rows: int) -> None:
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    """Kill the workers and wait for them: dead before the caller discards the staging."""
+    """Stop the workers and wait for them: dead before the caller discards the staging.
+
+    SIGTERM first; a worker that outlives it is killed. One blocked sending its result (a
+    result bigger than the pipe's buffer, once a sibling died and nobody reads) turns SIGTERM
+    into another send and would otherwise hang the pool's shutdown for ever.
+    """
     children = mp.active_children()
     for child in children:
         child.terminate()
     for child in children:
-        child.join(timeout=10)
+        child.join(timeout=5)
+        if child.is_alive():
+            child.kill()
+            child.join(timeout=5)
     pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -128,7 +128,8 @@ def test_a_worker_lost_on_two_workers_keeps_the_finished_shards_for_the_rerun(pr
     cmd = [*cmd, "--workers", "2", "--set", "score.pin_workers=false"]
     assert _run(folder, cmd, "ref").returncode == 0
     lost = _run(folder, cmd, "out", fault="after_shard_1")  # the worker scoring shard 1 dies
-    assert lost.returncode != 0 and not list((folder / "out").rglob("manifest.json"))
+    assert lost.returncode == 2 and not list((folder / "out").rglob("manifest.json"))
+    assert "a worker process died" in lost.stderr and "Traceback" not in lost.stderr
     recorded = len(list((folder / "out").rglob("shards/shard-*.json")))
     assert recorded >= 1
     done = _run(folder, cmd, "out")
