@@ -159,20 +159,18 @@ def _report(queue: Any, index: int, rows: int) -> None:
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    """Stop the workers and wait for them: dead before the caller discards the staging.
+    """Kill the workers and wait for them: dead before the caller discards the staging.
 
-    SIGTERM first; a worker that outlives it is killed. One blocked sending its result (a
-    result bigger than the pipe's buffer, once a sibling died and nobody reads) turns SIGTERM
-    into another send and would otherwise hang the pool's shutdown for ever.
+    SIGKILL, not SIGTERM: a worker turns SIGTERM into `Terminated` (inherited), which an idle
+    worker prints as a traceback and one blocked sending its result (bigger than the pipe's
+    buffer, once a sibling died and nobody reads) turns into another send, hanging the pool's
+    shutdown for ever. What a killed worker leaves is staging without a record: never reused.
     """
     children = mp.active_children()
     for child in children:
-        child.terminate()
+        child.kill()
     for child in children:
-        child.join(timeout=5)
-        if child.is_alive():
-            child.kill()
-            child.join(timeout=5)
+        child.join(timeout=10)
     pool.shutdown(wait=False, cancel_futures=True)
 
 

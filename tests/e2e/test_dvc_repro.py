@@ -69,7 +69,12 @@ def test_dvc_repro_runs_the_pipeline_and_reruns_only_what_changed(repo: Path) ->
     assert len(published) == 1
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     data_md5 = {o["path"]: o["md5"] for o in lock["stages"]["generate"]["outs"]}
-    assert set(data_md5) == {"data/train.parquet", "data/score.parquet"}
+    assert set(data_md5) == {
+        "data/train.parquet",
+        "data/score.parquet",
+        "data/score_labels.parquet",
+    }
+    assert {o["path"] for o in lock["stages"]["train"]["outs"]} >= {"models/model.baseline.json"}
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "pin data")  # this revision now pins the data's md5
 
