@@ -579,13 +579,13 @@ def test_dag_test_publish_timeout_commits_nothing_and_the_retry_commits_once(
     def slow_first_time(*args: Any, **kwargs: Any) -> Any:
         calls.append(time.monotonic())
         if len(calls) == 1:
-            time.sleep(30)  # a hung commit: execution_timeout must stop it
+            time.sleep(60)  # a hung commit: execution_timeout must stop it
         return real_publish(*args, **kwargs)
 
     monkeypatch.setattr(pipelines.run.finalize, "publish_run", slow_first_time)
     monkeypatch.setenv("BATCHSCORE_PARAMS", str(project))
     out = project.parent / "out"
-    timeout = {"execution_timeout": dt.timedelta(seconds=2), "retry_delay": dt.timedelta(0)}
+    timeout = {"execution_timeout": dt.timedelta(seconds=10), "retry_delay": dt.timedelta(0)}
 
     dr, states = _run(dag, {"run_key": "timeout-1"}, publish={**timeout, "retries": 0})
     assert dr.state == "failed" and states["publish"] == "failed", states
