@@ -59,17 +59,7 @@ def promote(
             raise _moved_meanwhile(registry, name, alias, expected_from, current, moves)
         if current == version:
             return None
-        move = AliasMove(
-            seq=next_seq(moves),
-            at=now_utc(),
-            who=who,
-            alias=alias,
-            from_=current,
-            to=version,
-            why=clip_reason(reason),
-            action="promote",
-            token=token,
-        )
+        move = _move(moves, who, alias, current, version, reason, "promote", token)
         _apply(registry, name, move)
     return move
 
@@ -102,17 +92,7 @@ def rollback(
                 f"--alias {alias}",
             )
         get_version(registry, name, target)
-        move = AliasMove(
-            seq=next_seq(moves),
-            at=now_utc(),
-            who=who,
-            alias=alias,
-            from_=current,
-            to=target,
-            why=clip_reason(reason),
-            action="rollback",
-            token=token,
-        )
+        move = _move(moves, who, alias, current, target, reason, "rollback", token)
         _apply(registry, name, move)
     return move
 
@@ -134,6 +114,30 @@ def holder(name: str, alias: str, settings: RegistrySettings, root: Path) -> int
 def _holder(model: Any, alias: str) -> int | None:
     found = (model.aliases or {}).get(alias)
     return None if found is None else int(found)
+
+
+def _move(
+    moves: list[AliasMove],
+    who: str,
+    alias: str,
+    current: int | None,
+    target: int,
+    reason: str | None,
+    action: str,
+    token: str,
+) -> AliasMove:
+    """The next move of `alias` in the history: from its holder to `target`, by `who`, now."""
+    return AliasMove(
+        seq=next_seq(moves),
+        at=now_utc(),
+        who=who,
+        alias=alias,
+        from_=current,
+        to=target,
+        why=clip_reason(reason),
+        action=action,
+        token=token,
+    )
 
 
 def _apply(registry: Registry, name: str, move: AliasMove) -> None:
