@@ -8,6 +8,7 @@ message on stderr and nothing is published.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -15,15 +16,7 @@ from collections.abc import Sequence
 import click
 
 from pipelines import __version__
-from pipelines.cli.baseline import baseline
-from pipelines.cli.data import generate, pull, train
-from pipelines.cli.labels import labels
-from pipelines.cli.model import model
-from pipelines.cli.monitor import monitor
 from pipelines.cli.options import SuggestingGroup
-from pipelines.cli.project import init, suite
-from pipelines.cli.runs import runs
-from pipelines.cli.score import score, validate
 from pipelines.errors import BatchscoreError
 
 EXIT_MACHINE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
@@ -54,8 +47,41 @@ Run `batchscore COMMAND --help` for a command's flags and examples.
 """
 
 
+# name -> module of pipelines.cli that defines it: imported when the command runs, so that
+# `batchscore runs list` or `--help` does not pay for scikit-learn, GX or matplotlib.
+COMMANDS = {
+    "generate": "data",
+    "train": "data",
+    "validate": "score",
+    "score": "score",
+    "runs": "runs",
+    "pull": "data",
+    "init": "project",
+    "suite": "project",
+    "labels": "labels",
+    "baseline": "baseline",
+    "model": "model",
+    "monitor": "monitor",
+}
+
+
+class LazyGroup(SuggestingGroup):
+    """The command group; a command's module is imported only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command = getattr(importlib.import_module(f"pipelines.cli.{module}"), cmd_name)
+        assert isinstance(command, click.Command), cmd_name
+        return command
+
+
 @click.group(
-    cls=SuggestingGroup,
+    cls=LazyGroup,
     epilog=EPILOG,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
@@ -64,14 +90,6 @@ Run `batchscore COMMAND --help` for a command's flags and examples.
 )
 def cli() -> None:
     """Batch scoring for scikit-learn models: validate, score in chunks, publish."""
-
-
-for _command in (generate, train, validate, score, runs, pull, init, suite):
-    cli.add_command(_command)
-cli.add_command(labels)
-cli.add_command(baseline)
-cli.add_command(model)
-cli.add_command(monitor)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
