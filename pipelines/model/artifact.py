@@ -180,7 +180,9 @@ def _read_card(card_path: Path | None) -> dict[str, Any]:
 
 
 def _skops_load(path: Path, trusted: list[str]) -> Any:
-    import skops.io as sio
+    from pipelines.model.skops_import import import_skops
+
+    sio = import_skops()  # without importing all of scikit-learn: start-up is paid per process
 
     try:
         untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in trusted]
