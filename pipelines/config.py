@@ -170,6 +170,17 @@ class ValidationParams(_Section):
     output_suite: Path | None = None
     batch_rows: int = Field(1_000_000, ge=1, description="rows per GX validation call")
     max_quarantine_fraction: float = Field(0.05, ge=0, le=1)
+    engine: Literal["fast", "gx"] = Field(
+        "fast",
+        description="fast: our vectorized engine on every row, GX on an audit sample of each "
+        "shard (any disagreement fails the run); gx: GX on every batch",
+    )
+    audit_rows: int = Field(
+        10_000,
+        ge=0,
+        description="rows of each shard also validated by GX under engine fast (evenly "
+        "spaced); 0 = no audit, giving up the GX cross-check (and never importing GX)",
+    )
 
 
 class OutputParams(_Section):

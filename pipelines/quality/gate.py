@@ -2,10 +2,15 @@
 
 `StreamingGate` runs in each shard/worker and keeps only mergeable partial state (counts, sums,
 min, max, sorted ID hashes); `pipelines.quality.verdict.merge_verdict` joins the shards' states
-into one verdict. Row-level expectations are run by GX *and* located by our own masks
-(`pipelines.quality.rows`): the mask's failure count must equal GX's `unexpected_count` for every
-expectation and batch, or the gate stops with `GateConsistencyError`, so routing can never
-silently drift from GX. Column statistics describe the rows that will be scored (rows quarantined
+into one verdict. Schema and row-level results come from one of two engines:
+
+* `engine="gx"`: GX on every batch; row-level failures are located by our own masks
+  (`pipelines.quality.rows`), whose count must equal GX's `unexpected_count` for every
+  expectation and batch, or the gate stops with `GateConsistencyError`.
+* `engine="fast"`: the vectorized engine (`pipelines.quality.fast`) on every batch, and GX on a
+  deterministic sample of the shard (`audit_rows`; `pipelines.quality.audit`) at `finish()`: any
+  disagreement stops the gate with `EngineDisagreement`. GX is imported only for that audit.
+ Column statistics describe the rows that will be scored (rows quarantined
 by a row-level expectation, or by the caller, are left out), so one bad value is quarantined
 rather than failing the table; row count and uniqueness cover every input row.
 """
@@ -19,9 +24,12 @@ import numpy as np
 import pandas as pd
 
 from pipelines.errors import ConfigError, QualityGateError
+from pipelines.quality.audit import DEFAULT_AUDIT_ROWS, AuditSample, audit
+from pipelines.quality.fast import run_fast
 from pipelines.quality.gx import run_gx
 from pipelines.quality.jsonsafe import jsonable
-from pipelines.quality.messages import gx_error, missing_column, schema_message
+from pipelines.quality.messages import engine_error, missing_column, schema_message
+from pipelines.quality.outcome import ENGINES, Outcome, from_gx
 from pipelines.quality.rows import row_mask
 from pipelines.quality.spec import COLUMN_STATS, NULL_TYPES, ExpectationSpec
 from pipelines.quality.state import MAX_EXAMPLES, BatchOutcome, ExpectationState, GateState
@@ -43,10 +51,21 @@ class StreamingGate:
 
     Call `check_batch` with batches of `validation.batch_rows` rows (GX costs a fixed ~0.2 s per
     call, whatever the size), after the data contract has typed the columns. Memory is one batch
-    plus 8 bytes per ID seen (the sorted hashes of this shard).
+    plus 8 bytes per ID seen (the sorted hashes of this shard), plus the audit sample under
+    `engine="fast"` (at most `audit_rows` rows; 0: no audit, no GX cross-check at all).
     """
 
-    def __init__(self, suite: Suite, id_column: str | None = None, *, fail_fast: bool = True):
+    def __init__(
+        self,
+        suite: Suite,
+        id_column: str | None = None,
+        *,
+        fail_fast: bool = True,
+        engine: str = "fast",
+        audit_rows: int = DEFAULT_AUDIT_ROWS,
+    ):
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown validation engine {engine!r}: one of {list(ENGINES)}")
         if id_column and suite.unique_column and suite.unique_column != id_column:
             raise ConfigError(
                 f"suite {suite.name!r} checks uniqueness of {suite.unique_column!r} but the ID "
@@ -57,12 +76,19 @@ class StreamingGate:
         self.suite = suite
         self.id_column = id_column or suite.unique_column
         self.fail_fast = fail_fast
+        self.engine = engine
+        self.audit_rows = audit_rows if engine == "fast" else 0
+        if engine == "gx" or self.audit_rows:
+            suite.check_with_gx()  # GX's own kwargs check, once GX is needed anyway
+        self._sample = AuditSample(self.audit_rows)
         self._ids = IdHashCollector()
         self._state = GateState(
             suite.name,
             suite.digest,
             self.id_column,
             expectations=[ExpectationState(s.index) for s in suite.specs],
+            engine=engine,
+            audit={"rows_limit": self.audit_rows},
         )
         self._finished = False
 
@@ -90,6 +116,7 @@ class StreamingGate:
         t0 = time.perf_counter()
         results = self._validate(df)
         t_gx = time.perf_counter() - t0
+        self._sample.add(df)
         t1 = time.perf_counter()
         problems: list[str] = []
         flagged: Flagged = []
@@ -105,14 +132,18 @@ class StreamingGate:
         st.batches += 1
         st.rows_flagged += int(bad.sum())
         st.rows_quarantined += int(out_of_scoring.sum())
-        st.timings["gx_seconds"] += t_gx
+        st.timings["gx_seconds" if self.engine == "gx" else "fast_seconds"] += t_gx
         st.timings["mask_seconds"] += t_mask
         return BatchOutcome(bad, reasons, n, t_gx, t_mask)
 
-    def _validate(self, df: pd.DataFrame) -> dict[str, Any]:
-        """GX's results for the batch; GX itself failing (not one expectation) says so."""
+    def _validate(self, df: pd.DataFrame) -> dict[str, Outcome]:
+        """The engine's outcomes for the batch; GX itself failing (not one expectation) says so."""
+        if not self.suite.gx_specs:
+            return {}
+        if self.engine == "fast":
+            return run_fast(self.suite, df)
         try:
-            return run_gx(self.suite, df) if self.suite.gx_specs else {}
+            results = run_gx(self.suite, df)
         except Exception as exc:  # GX itself failed, not one expectation: say so, keep the cause
             raise QualityGateError(
                 f"GX could not validate a batch of {len(df)} rows with suite "
@@ -120,18 +151,19 @@ class StreamingGate:
                 where=self.suite.source,
                 fix="check the batch's columns and dtypes (duplicate names, nested objects)",
             ) from exc
+        return {key: out for key, res in results.items() if (out := from_gx(res)) is not None}
 
     def _record(
         self,
         spec: ExpectationSpec,
-        res: Any,
+        res: Outcome | None,
         df: pd.DataFrame,
         problems: list[str],
         flagged: Flagged,
     ) -> None:
-        """Add one GX result to the shard state; problems and critical masks go to the lists."""
+        """Add one outcome to the shard state; problems and critical masks go to the lists."""
         acc = self._state.expectations[spec.index]
-        error = gx_error(spec, res, df)
+        error = engine_error(spec, res, df, self.engine)
         if error:
             acc.add_error(error)
             problems.append(error)
@@ -141,17 +173,16 @@ class StreamingGate:
             if not res.success:
                 acc.batches_failed += 1
                 message = schema_message(spec, res, df)
-                acc.observed = jsonable(res.result.get("observed_value"))
+                acc.observed = jsonable(res.observed)
                 acc.add_error(message)
                 if spec.critical:
                     problems.append(message)
             return
-        gx_count = res.result.get("unexpected_count")
         mask, count, missing = self._locate(spec, res, df)
         acc.element_count += len(df)
         acc.unexpected_count += count
         acc.missing_count += missing
-        acc.gx_unexpected_count += int(gx_count)
+        acc.gx_unexpected_count += int(res.unexpected_count or 0)  # the engine's own count
         if mask is not None and count:
             acc.batches_failed += 1
             self._examples(acc, df, spec.column, mask)
@@ -159,11 +190,15 @@ class StreamingGate:
                 flagged.append((spec, mask))
 
     def _locate(
-        self, spec: ExpectationSpec, res: Any, df: pd.DataFrame
+        self, spec: ExpectationSpec, res: Outcome, df: pd.DataFrame
     ) -> tuple[np.ndarray | None, int, int]:
-        """(mask, unexpected, missing) of a row expectation; no mask when GX found nothing."""
-        gx_count = res.result.get("unexpected_count")
-        gx_missing = 0 if spec.type in NULL_TYPES else res.result.get("missing_count")
+        """(mask, unexpected, missing) of a row expectation; no mask when GX found nothing.
+        The fast engine's outcome carries its mask: it is the engine."""
+        if res.mask is not None:
+            count = int(res.unexpected_count or 0)
+            return (res.mask if count else None), count, int(res.missing_count or 0)
+        gx_count = res.unexpected_count
+        gx_missing = 0 if spec.type in NULL_TYPES else res.missing_count
         if gx_count == 0 and gx_missing is not None:  # nothing to locate: skip the mask
             return None, 0, int(gx_missing)
         mask, missing = row_mask(spec, df[spec.column])
@@ -254,9 +289,15 @@ class StreamingGate:
     # ---- end of shard
 
     def finish(self) -> GateState:
-        """This shard's partial state (call once, after the last batch)."""
-        self._finished = True
+        """This shard's partial state (call once, after the last batch). Under the fast engine
+        this is when GX audits the shard's sample: `EngineDisagreement` if the engines differ."""
         st = self._state
+        if not self._finished and self.audit_rows:
+            report = audit(self.suite, self._sample)
+            self._sample = AuditSample(0)  # the sample's memory goes now
+            st.audit.update(report.to_json())
+            st.timings["audit_seconds"] = st.timings.get("audit_seconds", 0.0) + report.seconds
+        self._finished = True
         if self.suite.unique_column:
             t = time.perf_counter()
             self._ids.sorted()
@@ -285,11 +326,10 @@ def _column_stats(
     if not len(values):
         return rows, 0, 0, None, None
     if values.dtype.kind in "iub":
-        return (
-            rows,
-            len(values),
-            int(values.sum(dtype=np.int64)),
-            int(values.min()),
-            int(values.max()),
-        )
+        lo, hi = int(values.min()), int(values.max())
+        if max(abs(lo), abs(hi)) * len(values) < 2**63:  # an int64 sum cannot overflow
+            total = int(values.sum(dtype=np.int64))
+        else:  # values near the ends of int64/uint64: exact, in Python integers
+            total = sum(values.tolist())
+        return rows, len(values), total, lo, hi
     return rows, len(values), float(values.sum()), float(values.min()), float(values.max())

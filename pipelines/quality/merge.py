@@ -152,7 +152,7 @@ def merge_aggregate(
 
 def _merge_row_count(spec: ExpectationSpec, rows: int) -> ExpectationResult:
     kw = spec.kwargs
-    ok = rows == kw["value"] if "value" in kw else _in_range(rows, kw)
+    ok = rows == kw["value"] if "value" in kw else _in_range(rows, spec.values)
     expected = f"exactly {format_value(kw['value'])}" if "value" in kw else range_text(kw)
     return _base(
         spec,
@@ -204,7 +204,7 @@ def _merge_column_stat(spec: ExpectationSpec, accs: list[ExpectationState]) -> E
     n_rows = sum(a.rows for a in accs)
     non_null = sum(a.non_null for a in accs)
     observed = _observed(spec.type, accs, n_rows, non_null)
-    ok = _in_range(observed, spec.kwargs)
+    ok = _in_range(observed, spec.values)
     message = None
     if not ok:
         shown = "no values" if observed is None else f"{observed:.6g}"

@@ -14,25 +14,27 @@ import pandas as pd
 from pipelines.quality.spec import ExpectationSpec
 
 
-def gx_error(spec: ExpectationSpec, res: Any, df: pd.DataFrame) -> str | None:
-    """Why GX could not evaluate this expectation on this batch, or None."""
+def engine_error(
+    spec: ExpectationSpec, outcome: Any, df: pd.DataFrame, engine: str = "gx"
+) -> str | None:
+    """Why the engine could not evaluate this expectation on this batch (an `Outcome`), or None."""
     if spec.column is not None and spec.column not in df.columns:
         return missing_column(spec, df)
-    if res is None:
-        return f"{spec.label}: GX returned no result for it"
-    text = _gx_exception(res.exception_info or {})
-    if text is not None:
-        return f"{spec.label}: GX could not evaluate it: {text[:300]}"
+    who = "GX" if engine == "gx" else "the fast engine"
+    if outcome is None:
+        return f"{spec.label}: {who} returned no result for it"
+    if outcome.error is not None:
+        return f"{spec.label}: {who} could not evaluate it: {outcome.error[:300]}"
     return None
 
 
-def _gx_exception(info: dict[str, Any]) -> str | None:
+def gx_exception(info: dict[str, Any]) -> str | None:
     """The exception message in a GX result, flat or keyed by failed metric (both occur)."""
     if info.get("raised_exception"):
         lines = str(info.get("exception_message") or "unknown error").strip().splitlines()
         return lines[0] if lines else "unknown error"
     for value in info.values():
-        if isinstance(value, dict) and (found := _gx_exception(value)) is not None:
+        if isinstance(value, dict) and (found := gx_exception(value)) is not None:
             return found
     return None
 
@@ -45,8 +47,9 @@ def missing_column(spec: ExpectationSpec, df: pd.DataFrame) -> str:
     return f"{spec.label}: column {spec.column!r} is not in the input{hint}"
 
 
-def schema_message(spec: ExpectationSpec, res: Any, df: pd.DataFrame) -> str:
-    """A failed schema expectation: the column diff (with likely renames) or the observed type."""
+def schema_message(spec: ExpectationSpec, outcome: Any, df: pd.DataFrame) -> str:
+    """A failed schema expectation (an `Outcome`): the column diff (with likely renames) or the
+    observed type."""
     kw, cols = spec.kwargs, [str(c) for c in df.columns]
     if spec.type == "expect_table_columns_to_match_set":
         return f"{spec.label}: {_column_diff(kw, cols)}"
@@ -54,13 +57,12 @@ def schema_message(spec: ExpectationSpec, res: Any, df: pd.DataFrame) -> str:
         return f"{spec.label}: columns are {cols}, expected {list(kw.get('column_list') or [])}"
     if spec.column is not None and "type" in spec.type:
         wanted = kw.get("type_") or kw.get("type_list")
-        observed = res.result.get("observed_value") or df[spec.column].dtype
+        observed = outcome.observed or df[spec.column].dtype
         return (
             f"{spec.label}: column {spec.column!r} has type {observed} "
             f"(pandas dtype {df[spec.column].dtype}), expected {wanted}"
         )
-    observed = res.result.get("observed_value")
-    return f"{spec.label}: observed {observed!r}"
+    return f"{spec.label}: observed {outcome.observed!r}"
 
 
 def _column_diff(kw: dict[str, Any], cols: list[str]) -> str:

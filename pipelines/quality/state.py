@@ -65,8 +65,16 @@ class GateState:
     expectations: list[ExpectationState] = field(default_factory=list)
     reason_counts: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(
-        default_factory=lambda: {"gx_seconds": 0.0, "mask_seconds": 0.0, "hash_seconds": 0.0}
+        default_factory=lambda: {
+            "gx_seconds": 0.0,
+            "fast_seconds": 0.0,
+            "mask_seconds": 0.0,
+            "hash_seconds": 0.0,
+        }
     )
+    engine: str = "gx"  # which engine gave the schema and row-level results: "fast" or "gx"
+    # the GX audit of a fast shard: rows_limit, rows, shard_rows, stride, expectations, agreed
+    audit: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(dataclasses.asdict(self))

@@ -23,13 +23,16 @@ class Suite:
     """A parsed, checked suite: the GX ExpectationSuite plus our classification of each entry.
 
     Pickles as its JSON (the GX objects are rebuilt lazily), so it is cheap to ship to workers.
+    Loading never imports GX unless `gx_check`: our own kwargs checks run always, GX's models
+    run in `check_with_gx` once GX is needed anyway (engine gx, or the fast engine's audit).
     """
 
-    def __init__(self, raw: dict[str, Any], source: str) -> None:
+    def __init__(self, raw: dict[str, Any], source: str, *, gx_check: bool = False) -> None:
         self.source = source
         self.raw = raw
         self.name: str = raw["name"]
-        self.specs: tuple[ExpectationSpec, ...] = classify(raw, source)
+        self.specs: tuple[ExpectationSpec, ...] = classify(raw, source, gx_check=gx_check)
+        self.gx_checked = gx_check
         canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
         self.digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
         uniques = [s for s in self.specs if s.type == "expect_column_values_to_be_unique"]
@@ -50,10 +53,17 @@ class Suite:
         return f"Suite({self.name!r}, {len(self)} expectations, from {self.source})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"raw": self.raw, "source": self.source}
+        return {"raw": self.raw, "source": self.source, "gx_checked": self.gx_checked}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["raw"], state["source"])  # type: ignore[misc]
+        self.gx_checked = state.get("gx_checked", False)
+
+    def check_with_gx(self) -> None:
+        """Run GX's own models over every expectation (once): a ConfigError if GX refuses one."""
+        if not self.gx_checked:
+            classify(self.raw, self.source, gx_check=True)
+            self.gx_checked = True
 
     @property
     def gx_specs(self) -> tuple[ExpectationSpec, ...]:
@@ -80,12 +90,13 @@ class Suite:
         return self._gx_suites[key]
 
 
-def load_suite(path: str | Path) -> Suite:
+def load_suite(path: str | Path, *, gx_check: bool = False) -> Suite:
     """Read and check a GX ExpectationSuite JSON file; every problem is one ConfigError.
 
-    Refused: unreadable JSON, unknown expectation types, invalid kwargs (checked by GX's own
-    models), types the streaming gate cannot evaluate exactly or route, `row_condition`, `mostly`
-    below 1 on a routed expectation, and suite parameters (`$PARAMETER`).
+    Refused: unreadable JSON, unknown expectation types, invalid kwargs (checked by our own
+    `kwcheck`, and by GX's models with `gx_check`), types the streaming gate cannot evaluate
+    exactly or route, `row_condition`, `mostly` below 1 on a routed expectation, and suite
+    parameters (`$PARAMETER`).
     """
     path = Path(path)
     if not path.is_file():
@@ -98,10 +109,10 @@ def load_suite(path: str | Path) -> Suite:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"expectation suite is not valid JSON: {exc}", where=str(path)) from None
-    return parse_suite(raw, str(path))
+    return parse_suite(raw, str(path), gx_check=gx_check)
 
 
-def parse_suite(raw: Any, source: str = "<suite>") -> Suite:
+def parse_suite(raw: Any, source: str = "<suite>", *, gx_check: bool = False) -> Suite:
     """Like `load_suite`, for a suite already parsed from JSON (`source` names it in errors)."""
     if not isinstance(raw, dict):
         raise ConfigError("an expectation suite must be a JSON object", where=source)
@@ -118,4 +129,4 @@ def parse_suite(raw: Any, source: str = "<suite>") -> Suite:
             "the suite has no expectations: a gate that checks nothing cannot fail",
             where=source,
         )
-    return Suite(raw, source)
+    return Suite(raw, source, gx_check=gx_check)

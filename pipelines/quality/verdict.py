@@ -40,6 +40,8 @@ class QualityVerdict:
     batches: int
     reason_counts: dict[str, int]
     timings: dict[str, float]
+    engine: str = "gx"  # "fast" or "gx" (or "mixed": shards ran different engines)
+    audit: dict[str, Any] = dataclasses.field(default_factory=dict)  # see `audit_summary`
 
     @property
     def quarantine_fraction(self) -> float:
@@ -92,8 +94,9 @@ def merge_verdict(
         failures.append(
             _too_many_quarantined(rows_q, rows_in, max_quarantine_fraction, reason_counts)
         )
-    zero = {k: 0.0 for k in ("gx_seconds", "mask_seconds", "hash_seconds")}
+    zero = {k: 0.0 for k in ("gx_seconds", "fast_seconds", "mask_seconds", "hash_seconds")}
     timings = _summed([s.timings for s in sts], zero, 0.0)
+    engine = _engine(sts, results)
     return QualityVerdict(
         suite.name,
         suite.source,
@@ -109,7 +112,49 @@ def merge_verdict(
         batches,
         dict(sorted(reason_counts.items(), key=lambda kv: -kv[1])),
         timings,
+        engine,
+        audit_summary(sts),
     )
+
+
+def _engine(sts: Sequence[GateState], results: list[ExpectationResult]) -> str:
+    """The engine the shards ran ("mixed" if they differ); non-GX results say so in `how`."""
+    engines = sorted({s.engine for s in sts})
+    engine = engines[0] if len(engines) == 1 else ("mixed" if engines else "gx")
+    if engine != "gx":
+        for r in results:
+            if r.how == "gx-per-batch":
+                r.how = "fast-per-batch"
+    return engine
+
+
+def audit_summary(sts: Sequence[GateState]) -> dict[str, Any]:
+    """What GX's audit of the fast engine checked, over every shard ({} under engine gx).
+
+    `comparisons` counts (expectation, shard) pairs compared; a shard whose engines disagreed
+    stopped the run, so in a verdict `agreed == comparisons`."""
+    fast = [s for s in sts if s.engine == "fast"]
+    if not fast:
+        return {}
+    audits = [s.audit for s in fast]
+    limit = max((int(a.get("rows_limit", 0)) for a in audits), default=0)
+    out = {
+        "rows_limit": limit,
+        "shards": len(fast),
+        "shards_audited": sum(1 for a in audits if a.get("rows")),
+        "rows_audited": sum(int(a.get("rows", 0)) for a in audits),
+        "rows_gated": sum(s.rows for s in fast),
+        "comparisons": sum(int(a.get("expectations", 0)) for a in audits),
+        "agreed": sum(int(a.get("agreed", 0)) for a in audits),
+    }
+    out["summary"] = (
+        f"fast engine on every row; GX audited {out['rows_audited']:,} of {out['rows_gated']:,} "
+        f"rows ({out['shards_audited']} of {out['shards']} shard(s), up to {limit:,} each): "
+        f"{out['agreed']} of {out['comparisons']} expectation results agreed"
+        if limit
+        else "fast engine on every row; no GX audit (validation.audit_rows: 0): no GX cross-check"
+    )
+    return out
 
 
 def _stale(suite: Suite, sts: list[GateState]) -> list[str]:

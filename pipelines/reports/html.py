@@ -164,7 +164,7 @@ def _verdict_section(name: str, v: Mapping[str, Any]) -> str:
         f"{int(v.get('rows_quarantined', 0)):,} quarantined "
         f"({float(v.get('quarantine_fraction', 0)):.2%}, limit "
         f"{float(v.get('max_quarantine_fraction', 0)):.2%}). Suite file: "
-        f"<code>{e(v.get('suite_source'))}</code></p>"
+        f"<code>{e(v.get('suite_source'))}</code></p>" + _engine_line(v)
     )
     attention, passing = [], []
     for r in v.get("expectations", []):
@@ -183,6 +183,14 @@ def _verdict_section(name: str, v: Mapping[str, Any]) -> str:
             + "</tbody></table></details>"
         )
     return "\n".join(parts) + "</section>"
+
+
+def _engine_line(v: Mapping[str, Any]) -> str:
+    """Which validation engine ran and what GX's audit of it checked (validation.engine)."""
+    audit = v.get("audit") or {}
+    if audit.get("summary"):
+        return f"<p>Engine: {esc(audit['summary'])}.</p>"
+    return f"<p>Engine: {esc(v.get('engine') or 'gx')} (GX on every batch).</p>"
 
 
 _EXP_HEAD = (

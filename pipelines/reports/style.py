@@ -71,9 +71,13 @@ RUN_HELP = {
 }
 
 HOWTO = """<section class="howto"><h2>How to read this report</h2>
-<p><b>gx-per-batch</b> expectations (schema and row-level) are run by Great Expectations on
-every batch; row-level failures are <i>quarantined</i> (the row is not scored, it is published
-with its reasons) and only fail the run when the quarantined share passes the limit.
+<p><b>fast-per-batch</b> expectations (schema and row-level) are run on every batch by
+batchscore's vectorized engine, and Great Expectations runs the same expectations on a sample of
+every shard as an audit: any disagreement fails the run (the engine line under each suite says
+what the audit compared). <b>gx-per-batch</b> ones (<code>validation.engine: gx</code>) are run
+by Great Expectations on every batch. Row-level failures are <i>quarantined</i> (the row is not
+scored, it is published with its reasons) and only fail the run when the quarantined share
+passes the limit.
 <b>exact-merged</b> expectations (row count, ID uniqueness, column statistics) are computed once
 over the whole input; column statistics cover the rows that were scored. A run fails on any
 schema or aggregate failure, on an empty input, and when fewer expectations were evaluated than

@@ -22,7 +22,7 @@ from typing import Any
 from pipelines.config import Settings
 from pipelines.errors import WorkerLostError
 from pipelines.progress import Progress
-from pipelines.run.plan import RunPlan, ShardResult
+from pipelines.run.plan import RunPlan, ShardResult, uses_gx
 from pipelines.run.shard import score_shard
 
 _progress_queue: Any = None  # set in each worker by `init_worker`
@@ -37,7 +37,7 @@ def score_in_pool(
     # import) and the verified model, instead of loading them again; spawn where there is no fork.
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)
-    if method == "fork" and cfg.validation.enabled:
+    if method == "fork" and uses_gx(cfg):
         import great_expectations  # noqa: F401  (imported once, here, for every worker)
     queue = ctx.Queue()
     slots = ctx.Value("i", 0) if cfg.score.pin_workers else None

@@ -314,7 +314,11 @@ def _gates(cfg: Settings, id_column: str) -> dict[str, Any]:
     from pipelines.quality.gate import StreamingGate
 
     ids = {"input": id_column, "output": SUITE_ID}
-    return {name: StreamingGate(suite, ids[name]) for name, suite in suites.items()}
+    v = cfg.validation
+    return {
+        name: StreamingGate(suite, ids[name], engine=v.engine, audit_rows=v.audit_rows)
+        for name, suite in suites.items()
+    }
 
 
 def _check_parquet_rows(info: InputInfo, shard: Shard, index: int, rows_in: int) -> None:
