@@ -1,5 +1,5 @@
 """`python -m pipelines.cli`: the same as the `batchscore` command."""
 
-from pipelines.cli.main import main
+from pipelines.cli.main import entry
 
-raise SystemExit(main())
+entry()
