@@ -39,6 +39,9 @@ class Measurement:
     peak_rss_mb: float
     peak_rss_single_mb: float
     samples: int
+    process_cpu_s: float = 0.0
+    started_at: float = 0.0  # epoch s, just before the child was started
+    ended_at: float = 0.0  # epoch s, when it was seen to exit
     report: dict[str, Any] = field(default_factory=dict)
     stderr_tail: str = ""
 
@@ -66,9 +69,12 @@ def measure(
     interval: float = 0.05,
     timeout: float = 3600.0,
     cwd: Path | None = None,
+    command: Sequence[str] | None = None,
 ) -> Measurement:
     """Run `python -m bench.variants ARGS --report FILE` and measure it.
 
+    With `command`, that program instead, as it is (ARGS unused, no report): the start-up cells
+    time the real `batchscore` console script, nothing of the bench in its process.
     `cpus` pins the child (and so everything it starts) to those CPUs, via sched_setaffinity
     before exec. The child writes its own timings to the report file; the parent adds wall time
     and peak memory.
@@ -76,14 +82,18 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         report = Path(tmp) / "report.json"
         errlog = Path(tmp) / "stderr.log"
-        cmd = [sys.executable, "-m", "bench.variants", *args, "--report", str(report)]
+        cmd = (
+            list(command)
+            if command
+            else [sys.executable, "-m", "bench.variants", *args, "--report", str(report)]
+        )
 
         def pin() -> None:
             if cpus:
                 os.sched_setaffinity(0, cpus)
 
         with open(errlog, "wb") as err:
-            start = time.perf_counter()
+            started_at, start = time.time(), time.perf_counter()
             child = subprocess.Popen(
                 cmd,
                 stdout=subprocess.DEVNULL,
@@ -109,9 +119,10 @@ def measure(
                     _, status, usage = os.wait4(child.pid, 0)
                     break
                 time.sleep(interval)
-            wall = time.perf_counter() - start
+            wall, ended_at = time.perf_counter() - start, time.time()
             child.returncode = os.waitstatus_to_exitcode(status)
         single = usage.ru_maxrss / 1024 if usage else 0.0  # ru_maxrss is in KiB on Linux
+        cpu = usage.ru_utime + usage.ru_stime if usage else 0.0  # its reaped descendants too
         data = json.loads(report.read_text()) if report.is_file() else {}
         tail = errlog.read_text(errors="replace")[-3000:]
     return Measurement(
@@ -120,6 +131,9 @@ def measure(
         peak_rss_mb=round(max(peak / MB, single), 1),
         peak_rss_single_mb=round(single, 1),
         samples=samples,
+        process_cpu_s=round(cpu, 3),
+        started_at=started_at,
+        ended_at=ended_at,
         report=data,
         stderr_tail=tail if child.returncode else "",
     )

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.bar import evaluate_bars, label, startup_rows, summary_rows
+
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARIES = (
     "scikit-learn",
@@ -24,8 +26,7 @@ LIBRARIES = (
     "threadpoolctl",
     "psutil",
 )
-ORDER = {"ceiling": 0, "batchscore-1w": 1, "naive": 9}
-BARS = {"of_ceiling": 0.80, "rss_growth": 1.25, "scaling": 1.7, "validate_share": 0.15}
+ORDER = {"startup": -2, "startup-nogate": -1, "ceiling": 0, "batchscore-1w": 1, "naive": 9}
 
 
 def machine_info() -> dict[str, Any]:
@@ -71,246 +72,230 @@ def _git(args: list[str]) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-# --- the bar -------------------------------------------------------------------------------
+# --- results.md ------------------------------------------------------------------------------
 
 
-def _cell(results: list[dict[str, Any]], model: str, rows: int, variant: str) -> dict | None:
-    for r in results:
-        if r["model"] == model and r["rows"] == rows and r["variant"] == variant and r["ok"]:
-            return r
-    return None
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{x:.0%}"
 
 
-def evaluate_bars(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each bar of the issue, per model (and size), with the numbers behind the verdict."""
-    results = doc["results"]
-    models = doc["config"]["models"]
-    sizes = sorted(doc["config"]["sizes"])
-    batch_variants = [v for v in doc["config"]["variants"] if v.startswith("batchscore-")]
-    multi = next((v for v in batch_variants if v != "batchscore-1w"), None)
-    bars = []
-    for model in models:
-        for rows in sizes:
-            one = _cell(results, model, rows, "batchscore-1w")
-            ceiling = _cell(results, model, rows, "ceiling")
-            if one and ceiling:
-                ratio = one["rows_per_s"] / ceiling["rows_per_s"]
-                ok = ratio >= BARS["of_ceiling"]
-                name = "1 worker >= 80% of ceiling rows/s"
-                bars.append(_bar(name, model, rows, ratio, ok, f"{ratio:.0%}"))
-            many = _cell(results, model, rows, multi) if multi else None
-            if one and many:
-                ratio = many["rows_per_s"] / one["rows_per_s"]
-                ok = ratio >= BARS["scaling"]
-                name = f"{many['workers']} workers >= 1.7x 1 worker"
-                bars.append(_bar(name, model, rows, ratio, ok, f"{ratio:.2f}x"))
-            for run in (one, many):
-                if run and run.get("validate_share") is not None:
-                    share = run["validate_share"]
-                    name = f"validation < 15% of wall ({run['variant']})"
-                    ok = share < BARS["validate_share"]
-                    bars.append(_bar(name, model, rows, share, ok, f"{share:.1%}"))
-        # Peak memory is set by the shard (= validation batch) size, so only sizes that share
-        # the largest input's shard size are comparable (1M and up with the default layout).
-        shard_rows = doc["config"].get("shard_rows", {})
-        same = [r for r in sizes if shard_rows.get(_label(r)) == shard_rows.get(_label(sizes[-1]))]
-        if len(same) > 1:
-            lo, hi = same[0], same[-1]
-            span = f"{_label(hi)} vs {_label(lo)}"
-            for variant in [v for v in doc["config"]["variants"] if v.startswith("batchscore")]:
-                a, b = _cell(results, model, lo, variant), _cell(results, model, hi, variant)
-                if a and b:
-                    g = b["peak_rss_mb"] / a["peak_rss_mb"]
-                    name = f"peak RSS flat, {variant} ({span}) <= 1.25x"
-                    ok = g <= BARS["rss_growth"]
-                    bars.append(_bar(name, model, None, g, ok, f"{g:.2f}x"))
-            a, b = _cell(results, model, lo, "naive"), _cell(results, model, hi, "naive")
-            if a and b:
-                g = b["peak_rss_mb"] / a["peak_rss_mb"]
-                name = f"naive peak RSS grows ({span})"
-                bars.append(_bar(name, model, None, g, g > 1.5, f"{g:.2f}x"))
-    return bars
+def _signed(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
 
 
-def _bar(name: str, model: str, rows: int | None, value: float, ok: bool, shown: str) -> dict:
-    return {
-        "bar": name,
-        "model": model,
-        "rows": rows,
-        "value": round(value, 4),
-        "holds": ok,
-        "shown": shown,
-    }
+def _s(x: float | None, digits: int = 2) -> str:
+    return "" if x is None else f"{x:.{digits}f}"
 
 
-# --- outputs -------------------------------------------------------------------------------
-
-
-def _label(rows: int) -> str:
-    if rows % 1_000_000 == 0:
-        return f"{rows // 1_000_000}M"
-    return f"{rows // 1_000}k" if rows % 1_000 == 0 else str(rows)
-
-
-def _sort_key(r: dict[str, Any]) -> tuple:
-    return (r["rows"], ORDER.get(r["variant"], 5), r["variant"])
-
-
-def render_markdown(doc: dict[str, Any]) -> str:
+def _header(doc: dict[str, Any]) -> list[str]:
     m, cfg = doc["machine"], doc["config"]
-    lines = [
+    quick = " **A `--quick` smoke run: small sizes, one model.**" if doc.get("quick") else ""
+    return [
         "# batchscore benchmark",
         "",
-        f"`{doc['command']}` - started {doc['started_at']}, took {doc.get('wall_s', '?')} s.",
+        f"`{doc['command']}` - started {doc['started_at']}, "
+        f"took {doc.get('wall_s', '?')} s.{quick}",
         "",
         f"**Machine**: {m['cpu']}, {m['logical_cores']} logical cores, {m['ram_gib']} GiB RAM, "
         f"{m['os']}, Python {m['python']}; load average {m['loadavg_start'][0]} at start, "
-        f"{(m.get('loadavg_end') or ['?'])[0]} at end (a busy machine makes every number noisy).",
+        f"{(m.get('loadavg_end') or ['?'])[0]} at end (a busy machine makes every number noisy; "
+        "each run's load is in the runs table).",
         "",
         "**Libraries**: "
         + ", ".join(f"{k} {v}" for k, v in m["libraries"].items() if v)
         + f"; batchscore at git {m.get('git_rev')}.",
         "",
         f"**Setup**: chunk_size {cfg['chunk_size']:,} rows; row groups of "
-        f"{cfg['row_group_rows']:,} rows; models trained once on {cfg['train_rows']:,} rows; "
-        f"{cfg['repeat']} run(s) per cell (median kept); every process single-threaded "
-        f"(OMP/BLAS = 1)"
-        + ("; single-core variants pinned to one CPU." if cfg["pinned_single_core"] else "."),
-        "score.shard_rows by input size: "
+        f"{cfg['row_group_rows']:,} rows; models trained once on {cfg['train_rows']:,} rows, "
+        f"with their drift baseline; {cfg['repeat']} run(s) per cell, start-up cells "
+        f"{cfg.get('startup_repeat', '?')} (medians kept); every process single-threaded "
+        "(OMP/BLAS = 1)"
+        + ("; 1-worker variants pinned to one CPU." if cfg["pinned_single_core"] else ".")
+        + " score.shard_rows by input size: "
         + ", ".join(f"{k}: {v:,}" for k, v in cfg["shard_rows"].items())
-        + f"; validation.batch_rows {cfg['validation_batch_rows']:,} (params.yaml) - one GX call "
-        "per shard.",
+        + ".",
         "",
-        "rows/s = input rows / in-process wall time of the timed work (imports excluded; for "
-        "batchscore the whole `batchscore score` call: plan, read, GX, score, write, publish, "
-        "commit). *process s* is the whole process from the outside, interpreter start-up "
-        "included. Peak RSS: the process tree (workers included), sampled every 50 ms from "
-        "outside. *CPU s*: CPU seconds of the timed work, workers included; *vs ceiling, CPU* "
-        "compares rows per CPU-second, a check that does not move when other programs share "
-        "the machine (the bar itself is judged on wall time). Validation share: see "
-        "bench/README.md.",
+        "*Ceiling*: bare `predict_proba` over in-memory chunks on one pinned core, in-loop s. "
+        "*In-loop*: batchscore's timed work (the `batchscore score` call, imports excluded). "
+        "*Process*: the whole process from outside, start to exit, imports included: what a user "
+        "waits for. % of ceiling = ceiling s / batchscore s. 2w speed-up = process s of 1 worker "
+        "/ 2 workers. Drift added = process s with drift on (the default) / drift off - 1. "
+        "Challenger extra = process s with `model.challenger` - without, against the "
+        "challenger's own predict (manifest `timings.challenger`). Peak RSS: the process tree, "
+        "sampled every 50 ms from outside. Method: bench/README.md.",
         "",
     ]
-    for model in cfg["models"]:
-        rows = sorted((r for r in doc["results"] if r["model"] == model), key=_sort_key)
-        lines += [
-            f"## {model}",
-            "",
-            "| rows | variant | wall s | rows/s | vs ceiling | CPU s | vs ceiling, CPU | "
-            "peak RSS MB | validation | process s |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for r in rows:
-            if not r["ok"]:
-                lines.append(f"| {_label(r['rows'])} | {r['variant']} | FAILED |" + " |" * 7)
-                continue
-            ceiling = _cell(doc["results"], model, r["rows"], "ceiling")
-            vs = f"{r['rows_per_s'] / ceiling['rows_per_s']:.0%}" if ceiling else ""
-            vs_cpu = (
-                f"{r['rows_per_cpu_s'] / ceiling['rows_per_cpu_s']:.0%}"
-                if ceiling and r.get("rows_per_cpu_s") and ceiling.get("rows_per_cpu_s")
-                else ""
-            )
-            share = r.get("validate_share")
-            val = "pending" if share is None else f"{share:.1%} ({r['validate_s']:.2f} s)"
-            if r["variant"] == "ceiling":
-                val = ""
-            lines.append(
-                f"| {_label(r['rows'])} | {r['variant']} | {r['work_s']:.2f} | "
-                f"{r['rows_per_s']:,.0f} | {vs} | {r.get('cpu_s', 0):.2f} | {vs_cpu} | "
-                f"{r['peak_rss_mb']:,.0f} | {val} | "
-                f"{r['process_wall_s']:.1f} |"
-            )
-        lines += [
-            "",
-            "Where batchscore's time goes (seconds; shard stages summed over shards):",
-            "",
-        ]
-        stage_keys = ("read", "prepare", "validate", "predict", "write", "upload", "total")
-        lines += [
-            "| rows | variant | shards | " + " | ".join(stage_keys) + " | plan | finalize |",
-            "|---:|---|---:|" + "---:|" * (len(stage_keys) + 2),
-        ]
-        for r in rows:
-            if r["ok"] and r["variant"].startswith("batchscore"):
-                st, ph = r.get("stages", {}), r.get("phases", {})
-                lines.append(
-                    f"| {_label(r['rows'])} | {r['variant']} | {r.get('shards', '')} | "
-                    + " | ".join(f"{st.get(k, 0):.2f}" for k in stage_keys)
-                    + f" | {ph.get('plan', 0):.2f} | {ph.get('finalize', 0):.2f} |"
-                )
-        naive = [r for r in rows if r["ok"] and r["variant"] == "naive"]
-        if naive:
-            lines += ["", "Naive script stages (seconds):", ""]
-            lines += [
-                "| rows | read | validate (GX) | predict | write |",
-                "|---:|---:|---:|---:|---:|",
-            ]
-            for r in naive:
-                st = r["stages"]
-                gx = f"{st['validate']:.2f}" if "validate" in st else "pending"
-                lines.append(
-                    f"| {_label(r['rows'])} | {st['read']:.2f} | {gx} | {st['predict']:.2f} | "
-                    f"{st['write']:.2f} |"
-                )
-        lines.append("")
-    bars = evaluate_bars(doc)
-    lines += ["## The bar", "", "| bar | model | rows | value | holds |", "|---|---|---:|---:|---|"]
-    for b in bars:
-        lines.append(
-            f"| {b['bar']} | {b['model']} | {_label(b['rows']) if b['rows'] else ''} | "
-            f"{b['shown']} | {'yes' if b['holds'] else '**no**'} |"
+
+
+def _summary_table(doc: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Against the ceiling (1 worker, gate on, drift on)",
+        "",
+        "| model | rows | ceiling s | in-loop s | process s | in-loop % of ceiling | "
+        "whole-process % of ceiling (by CPU s) | 2w speed-up | drift added (by CPU s) | "
+        "challenger extra s (by CPU s) / its own predict s | peak RSS MB 1w / 2w |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in summary_rows(doc):
+        extra, own = s["challenger_extra_s"], s["challenger_own_s"]
+        chal = (
+            f"{extra:+.2f} ({_signed(s.get('challenger_extra_cpu_s'), '+.2f')}) / {_s(own)}"
+            if extra is not None
+            else ""
         )
-    lines += ["", "![rows/s and peak RSS by input size](chart.png)", ""]
+        drift = (
+            f"{s['drift_added']:+.1%} ({_signed(s.get('drift_added_cpu'), '+.1%')})"
+            if s["drift_added"] is not None
+            else ""
+        )
+        cpu = s.get("process_of_ceiling_cpu")
+        whole = _pct(s["process_of_ceiling"]) + (f" ({cpu:.0%})" if cpu else "")
+        speed = f"{s['speedup_2w']:.2f}x" if s["speedup_2w"] else ""
+        rss = " / ".join(f"{x:,.0f}" if x else "-" for x in (s["peak_rss_1w_mb"],
+                                                              s["peak_rss_2w_mb"]))  # fmt: skip
+        lines.append(
+            f"| {s['model']} | {label(s['rows'])} | {_s(s['ceiling_s'])} | {_s(s['inloop_s'])} | "
+            f"{_s(s['process_s'])} | {_pct(s['inloop_of_ceiling'])} | "
+            f"{whole} | {speed} | {drift} | {chal} | {rss} |"
+        )
+    return [*lines, ""]
+
+
+def _startup_table(doc: dict[str, Any]) -> list[str]:
+    rows = startup_rows(doc)
+    if not rows:
+        return []
+    n = doc["config"].get("startup_rows", 1_000)
+    lines = [
+        f"## Start-up: {n:,} rows, the `batchscore score` console script, 1 pinned core",
+        "",
+        "| model | gate | process s (median) | runs s | run's own wall s | of which plan s | "
+        "outside the run s (imports, exit) | process CPU s | peak RSS MB |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        gate = "on" if r["variant"] == "startup" else "off"
+        if not r["ok"]:
+            lines.append(f"| {r['model']} | {gate} | FAILED: {r['reason']} |" + " |" * 6)
+            continue
+        runs = ", ".join(f"{x:.2f}" for x in r["runs_s"])
+        lines.append(
+            f"| {r['model']} | {gate} | {r['process_s']:.2f} | {runs} | {r['run_wall_s']:.2f} | "
+            f"{_s(r['plan_s'])} | {r['outside_run_s']:.2f} | {_s(r['process_cpu_s'])} | "
+            f"{r['peak_rss_mb']:,.0f} |"
+        )
+    return [*lines, ""]
+
+
+def _bar_table(doc: dict[str, Any]) -> list[str]:
+    lines = [
+        "## The bar",
+        "",
+        "| criterion | model | rows | measured | holds |",
+        "|---|---|---:|---|---|",
+    ]
+    for b in evaluate_bars(doc):
+        holds = {True: "yes", False: "**no**", None: "not measured"}[b["holds"]]
+        rows = label(b["rows"]) if b["rows"] else ""
+        lines.append(f"| {b['bar']} | {b['model']} | {rows} | {b['shown']} | {holds} |")
+    return [*lines, ""]
+
+
+def _sort_key(r: dict[str, Any]) -> tuple:
+    return (r["rows"], ORDER.get(r["variant"], 5), r["variant"])
+
+
+def _cells_table(doc: dict[str, Any], model: str) -> list[str]:
+    """Every cell of one model: both timings, CPU as the noise check, memory, each run."""
+    lines = [
+        f"## {model}: every cell",
+        "",
+        "| rows | variant | in-loop s | process s | before / after the work s | "
+        "CPU s (in-loop / process) | peak RSS MB | validation | runs: process s @ load |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    rows = sorted((r for r in doc["results"] if r["model"] == model), key=_sort_key)
+    for r in rows:
+        if not r["ok"]:
+            reason = (r.get("reason") or "").replace("|", "/")
+            lines.append(f"| {label(r['rows'])} | {r['variant']} | FAILED: {reason} |" + " |" * 6)
+            continue
+        share = r.get("validate_share")
+        val = "" if share is None else f"{share:.1%} ({r['validate_s']:.2f} s)"
+        runs = r.get("runs") or [r]
+        shown = ", ".join(
+            f"{x['process_wall_s']:.2f} @ {x.get('loadavg_before', '?')}" if x["ok"] else "failed"
+            for x in runs
+        )
+        lines.append(
+            f"| {label(r['rows'])} | {r['variant']} | {r['work_s']:.2f} | "
+            f"{r['process_wall_s']:.2f} | {_outside(r)} | "
+            f"{_s(r.get('cpu_s'))} / {_s(r.get('process_cpu_s'))} | "
+            f"{r['peak_rss_mb']:,.0f} | {val} | {shown} |"
+        )
+    return [*lines, "", *_stage_table(rows), *_naive_table(rows)]
+
+
+def _outside(r: dict[str, Any]) -> str:
+    """Process s outside the timed work: interpreter start + imports, and exit (teardown)."""
+    if r.get("before_work_s") is None:
+        return ""
+    return f"{r['before_work_s']:.2f} / {r['after_work_s']:.2f}"
+
+
+def _stage_table(rows: list[dict[str, Any]]) -> list[str]:
+    keys = ("read", "prepare", "validate", "predict", "challenger", "monitor", "write", "upload")
+    lines = [
+        "Where batchscore's time goes (seconds; shard stages summed over shards):",
+        "",
+        "| rows | variant | shards | " + " | ".join(keys) + " | plan | finalize |",
+        "|---:|---|---:|" + "---:|" * (len(keys) + 2),
+    ]
+    for r in rows:
+        if r["ok"] and r["variant"].startswith("batchscore"):
+            st, ph = r.get("stages", {}), r.get("phases", {})
+            lines.append(
+                f"| {label(r['rows'])} | {r['variant']} | {r.get('shards', '')} | "
+                + " | ".join(f"{st.get(k, 0):.2f}" for k in keys)
+                + f" | {ph.get('plan', 0):.2f} | {ph.get('finalize', 0):.2f} |"
+            )
+    return [*lines, ""]
+
+
+def _naive_table(rows: list[dict[str, Any]]) -> list[str]:
+    naive = [r for r in rows if r["ok"] and r["variant"] == "naive"]
+    if not naive:
+        return []
+    lines = [
+        "Naive script stages (seconds):",
+        "",
+        "| rows | read | validate (GX) | predict | write |",
+    ]
+    lines.append("|---:|---:|---:|---:|---:|")
+    for r in naive:
+        st = r["stages"]
+        gx = f"{st['validate']:.2f}" if "validate" in st else "pending"
+        lines.append(
+            f"| {label(r['rows'])} | {st['read']:.2f} | {gx} | {st['predict']:.2f} | "
+            f"{st['write']:.2f} |"
+        )
+    return [*lines, ""]
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    lines = [*_header(doc), *_summary_table(doc), *_startup_table(doc), *_bar_table(doc)]
+    lines += ["![% of ceiling (in-loop and whole process) and peak RSS](chart.png)", ""]
+    for model in doc["config"]["models"]:
+        lines += _cells_table(doc, model)
     return "\n".join(lines)
 
 
-def render_chart(doc: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    models = doc["config"]["models"]
-    fig, axes = plt.subplots(2, len(models), figsize=(6.5 * len(models), 8), squeeze=False)
-    variants = sorted({r["variant"] for r in doc["results"]}, key=lambda v: ORDER.get(v, 5))
-    styles = {"ceiling": "k--", "naive": "r-o"}
-    for col, model in enumerate(models):
-        for variant in variants:
-            pts = sorted(
-                (r["rows"], r["rows_per_s"], r["peak_rss_mb"])
-                for r in doc["results"]
-                if r["model"] == model and r["variant"] == variant and r["ok"]
-            )
-            if not pts:
-                continue
-            xs = [p[0] / 1e6 for p in pts]
-            style = styles.get(variant, "-o")
-            axes[0][col].plot(xs, [p[1] / 1e3 for p in pts], style, label=variant)
-            axes[1][col].plot(xs, [p[2] for p in pts], style, label=variant)
-        axes[0][col].set_title(f"{model}: throughput")
-        axes[0][col].set_ylabel("k rows/s (higher is better)")
-        axes[1][col].set_title(f"{model}: peak RSS (process tree)")
-        axes[1][col].set_ylabel("MB (lower is better)")
-        for ax in axes[:, col]:
-            ax.set_xlabel("input rows (millions)")
-            ax.set_ylim(bottom=0)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-    m = doc["machine"]
-    fig.suptitle(
-        f"batchscore vs ceiling vs naive - {m['cpu']}, {m['logical_cores']} cores, "
-        f"{m['ram_gib']} GiB",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def write_outputs(doc: dict[str, Any], out: Path) -> None:
+    from bench.chart import render_chart
+
     out.mkdir(parents=True, exist_ok=True)
     doc["bars"] = evaluate_bars(doc)
+    doc["summary"] = summary_rows(doc)
     (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
     (out / "results.md").write_text(render_markdown(doc))
     render_chart(doc, out / "chart.png")
