@@ -6,7 +6,8 @@ x > e_{m-1}. Point bins make discrete data exact (every distinct value of a low-
 column is an edge) and let the CDF be read on both sides of every edge.
 
 Counting is a sort of the batch plus two `searchsorted` of the edges into it (integer columns
-with a small range: one `bincount`), and text is dictionary-encoded by Arrow, so a batch costs a
+with a small range: one `bincount`); a sort (SIMD in numpy) is several times faster than a
+`searchsorted` of every value into the edges. Text is counted by `textcount`. A batch costs a
 few vectorized passes per column, not a Python loop per row.
 """
 
@@ -62,7 +63,9 @@ def count_numeric(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, in
     if values.dtype.kind in "iu" and values.size:
         lo, hi = int(values.min()), int(values.max())
         if hi - lo < INT_RANGE:
-            seen = np.bincount(values - lo)
+            if values.dtype.kind == "i" and lo >= 0 and hi < INT_RANGE:
+                lo = 0  # counts, ages, flags: bincount as they are, no shifted copy
+            seen = np.bincount(values - lo if lo else values)
             nz = np.flatnonzero(seen)
             bins = numeric_bins((nz + lo).astype("float64"), edges)
             counts = np.bincount(bins, weights=seen[nz], minlength=2 * edges.size + 1)
@@ -87,6 +90,8 @@ def count_numeric(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, in
 def as_numbers(column: pd.Series) -> np.ndarray:
     """A numeric column as a numpy array: integers as they are, anything else float64 + NaN."""
     if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu":
+        return column.to_numpy()
+    if column.dtype == np.float64:  # NaN is already its missing value: no conversion, no copy
         return column.to_numpy()
     return column.to_numpy(dtype="float64", na_value=np.nan)
 

@@ -18,9 +18,10 @@ import pandas as pd
 
 from pipelines.errors import ConfigError, SchemaMismatchError
 from pipelines.monitoring.baseline import Baseline, CategoricalProfile, NumericProfile
-from pipelines.monitoring.bins import as_numbers, count_numeric, encode_text, keep_first_names
+from pipelines.monitoring.bins import as_numbers, count_numeric, keep_first_names
 from pipelines.monitoring.segments import SegmentCounts, fixed_point
 from pipelines.monitoring.settings import MonitoringSettings
+from pipelines.monitoring.textcount import CategoryCounter
 
 KIND = "batchscore.drift_state"
 
@@ -72,6 +73,7 @@ class DriftState:
         self.score: list[Any] | None = None  # [counts, missing] against the score's edges
         self.segments: dict[str, SegmentCounts] = {}
         self._index: dict[str, dict[str, int]] = {}
+        self._counters: dict[str, CategoryCounter] = {}  # built from `_index` when first used
 
     @classmethod
     def from_baseline(
@@ -155,18 +157,12 @@ class DriftState:
         return self.baseline
 
     def _count_category(self, name: str, cat: CategoryCounts, column: pd.Series) -> None:
-        index = self._index[name]
-        values, codes = encode_text(column)
-        per_value = np.bincount(codes, minlength=len(values) + 1).tolist()
-        cat.missing += per_value[-1]
-        unseen: dict[str, int] = {}
-        for value, c in zip(values, per_value[:-1], strict=True):
-            if c:
-                i = index.get(value)
-                if i is None:
-                    unseen[value] = c
-                    i = len(index)
-                cat.counts[i] += c
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = CategoryCounter(self._index[name])
+        counts, missing, unseen = counter.count(column)
+        cat.counts[: counts.size] += counts
+        cat.missing += missing
         if unseen:
             cat.add_unseen(unseen, self.max_unseen)
 

@@ -20,6 +20,7 @@ from pipelines.errors import InputDataError
 
 BINS = 10_000
 SCALE_BITS = 32
+EXACT_ROWS = 1 << (53 - SCALE_BITS - 1)  # rows summed in float64 at once, exactly (see _int_sum)
 METHOD = "CBPE-style expected metrics from calibrated probabilities"
 MULTICLASS_REASON = "estimated performance is computed for binary models only"
 
@@ -51,8 +52,7 @@ class EstimateState:
             )
         b = np.minimum((p * self.bins).astype(np.int64), self.bins - 1)
         self.counts += np.bincount(b, minlength=self.bins)
-        fixed = np.rint(p * float(1 << SCALE_BITS)).astype(np.int64)
-        self.sums += _int_sum(b, fixed, self.bins)
+        self.sums += _int_sum(b, np.rint(p * float(1 << SCALE_BITS)), self.bins)
 
     def merge(self, other: EstimateState) -> EstimateState:
         """This state plus another (a new state; integer adds, so order does not matter)."""
@@ -84,14 +84,16 @@ class EstimateState:
 
 
 def _int_sum(bins: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    """Exact integer sum of non-negative `values` (< 2**33) per bin.
+    """Exact integer sum per bin of `values`: whole numbers in [0, 2**32] held as float64.
 
-    np.bincount sums in float64: exact here because each half (16 + 17 bits) summed over fewer
-    than 2**36 rows stays below 2**53.
+    np.bincount sums in float64, exactly while every partial sum is a whole number below 2**53:
+    so it is given at most EXACT_ROWS (2**20) rows at a time, one pass per 2**20-row slice.
     """
-    hi = np.bincount(bins, weights=(values >> 16).astype(np.float64), minlength=size)
-    lo = np.bincount(bins, weights=(values & 0xFFFF).astype(np.float64), minlength=size)
-    return (hi.astype(np.int64) << 16) + lo.astype(np.int64)
+    out = np.zeros(size, np.int64)
+    for start in range(0, len(bins), EXACT_ROWS):
+        part = slice(start, start + EXACT_ROWS)
+        out += np.bincount(bins[part], weights=values[part], minlength=size).astype(np.int64)
+    return out
 
 
 def estimate(state: EstimateState, baseline_performance: dict[str, Any] | None) -> dict[str, Any]:

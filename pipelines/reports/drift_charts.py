@@ -23,6 +23,7 @@ DPI = 110
 SIZE = (6.4, 3.0)  # inches: 704 x 330 px at DPI
 MAX_CATEGORIES = 15  # more are pooled as "(other)" so the labels stay readable
 MAX_TICKS = 9
+_CHAR = 0.62  # a DejaVu Sans character's mean width, in ems (digits are 0.64)
 _RC = {
     "font.size": 9,
     "font.family": "sans-serif",
@@ -76,7 +77,7 @@ def lines_png(
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
     n = len(x_labels)
-    with _figure() as (fig, ax):
+    with _figure(tight=True) as (fig, ax):
         for i, status in enumerate(statuses or []):
             if status in ("warn", "fail"):
                 ax.axvspan(i - 0.5, i + 0.5, color=STATUS_COLOURS[status], alpha=0.15, lw=0)
@@ -127,9 +128,11 @@ def _draw_steps(
         ax.stairs(cur, range(n + 1), color=CURRENT, linewidth=2.0, label="this run")
         step = max(1, math.ceil((n + 1) / MAX_TICKS))
         ticks = list(range(0, n + 1, step))
-        ax.set_xticks(ticks, [edge_labels[i] for i in ticks], rotation=30, ha="right")
+        shown = [edge_labels[i] for i in ticks]
+        ax.set_xticks(ticks, shown, rotation=30, ha="right")
         ax.set_xlim(0, n)
         _finish(fig, ax, base + cur, title, xlabel)
+        _margins(fig, shown, rotated=True, first_at=0.0)
         return _png(fig)
 
 
@@ -138,17 +141,16 @@ def _draw_bars(
 ) -> bytes:
     """Categories as side-by-side bars: baseline grey, this run blue."""
     n = len(labels)
+    shown = [_cut(s, 18) for s in labels]
     with _figure() as (fig, ax):
         ax.bar([i - 0.2 for i in range(n)], base, 0.4, color=BASELINE, label="baseline")
         ax.bar([i + 0.2 for i in range(n)], cur, 0.4, color=CURRENT, label="this run")
         ax.set_xticks(
-            range(n),
-            [_cut(s, 18) for s in labels],
-            rotation=30 if n > 4 else 0,
-            ha="right" if n > 4 else "center",
+            range(n), shown, rotation=30 if n > 4 else 0, ha="right" if n > 4 else "center"
         )
         ax.set_xlim(-0.6, n - 0.4)
         _finish(fig, ax, base + cur, title, xlabel)
+        _margins(fig, shown, rotated=n > 4, first_at=0.6 / max(n, 1))
         return _png(fig)
 
 
@@ -160,20 +162,44 @@ def _finish(fig: Any, ax: Any, values: list[float], title: str, xlabel: str) -> 
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("share of rows")
-    ax.set_title(title, loc="left", fontsize=10)
+    ax.set_title(title, loc="left", fontsize=10, y=1.0)  # y given: no search for a free spot
     ax.grid(axis="y", color="#e6e6e6", linewidth=0.8)
     ax.legend(loc="lower right", bbox_to_anchor=(1, 1), ncol=2, fontsize=8, borderaxespad=0.2)
 
 
+def _margins(fig: Any, x_labels: Sequence[str], *, rotated: bool, first_at: float) -> None:
+    """Room for the labels around the axes, from their lengths, instead of `layout="tight"`.
+
+    Tight layout measures every text once more before drawing: a third of a histogram's
+    drawing time, and the report draws seven of them in every run with drift on. The charts'
+    texts are known (percent ticks, edge or category labels, one title and legend row), so a
+    character-width estimate places them; `first_at` is where the first x tick sits (axes
+    fraction): a long rotated first label may need more room on the left.
+    """
+    width, height = SIZE[0] * DPI, SIZE[1] * DPI
+    em = _RC["font.size"] * DPI / 72  # the tick font's size in pixels
+    longest = max((len(t) for t in x_labels), default=1) * _CHAR * em
+    drop = 0.5 * longest + 0.87 * em if rotated else em  # rotated 30 degrees, ha="right"
+    bottom = (drop + 3.6 * em) / height  # ticks, their labels, the axis label
+    left = 8.0 * em / width  # "100.0%" and the axis label
+    right = 1 - 0.5 * em / width
+    if rotated:  # the first label extends left of its tick by its width x cos 30
+        reach = 0.87 * longest - first_at * (right - left) * width
+        left = max(left, (reach + 0.5 * em) / width)
+    fig.subplots_adjust(left=left, right=right, bottom=min(bottom, 0.5), top=1 - 2.6 * em / height)
+
+
 @contextmanager
-def _figure() -> Iterator[tuple[Any, Any]]:
-    """A Figure with one axes on the Agg canvas, inside the charts' rc settings (saving too)."""
+def _figure(tight: bool = False) -> Iterator[tuple[Any, Any]]:
+    """A Figure with one axes on the Agg canvas, inside the charts' rc settings (saving too);
+    `tight`: laid out by matplotlib (the history lines, whose legend sits right of the axes),
+    else the caller places the axes (`_margins`)."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=SIZE, dpi=DPI, layout="tight")
+        fig = Figure(figsize=SIZE, dpi=DPI, layout="tight" if tight else None)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
         ax.spines[["top", "right"]].set_visible(False)
@@ -182,9 +208,18 @@ def _figure() -> Iterator[tuple[Any, Any]]:
 
 
 def _png(fig: Any) -> bytes:
-    """PNG bytes with no metadata (matplotlib writes its version as "Software" by default)."""
+    """PNG bytes of one Agg drawing, opaque RGB, no metadata (no "Software", no timestamp).
+
+    Pillow encodes the canvas directly: `savefig` costs two drawings' time (it redraws for its
+    own dpi and face colour), and the report draws its charts in every run with drift on.
+    """
+    from PIL import Image
+
+    fig.canvas.draw()
+    rgba = memoryview(fig.canvas.buffer_rgba())
+    image = Image.frombuffer("RGBA", (rgba.shape[1], rgba.shape[0]), rgba, "raw", "RGBA", 0, 1)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    image.convert("RGB").save(buf, format="png")
     return buf.getvalue()
 
 

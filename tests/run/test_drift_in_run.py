@@ -130,3 +130,27 @@ def test_a_model_without_a_baseline_says_so_once_and_scores(project: Path, tmp_p
     assert done.stderr.count("no drift baseline") == 1
     assert "batchscore baseline --data" in done.stderr
     assert _manifest(tmp_path, "bare")["monitoring"]["status"] == "no_baseline"
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [
+        pa.array([1, 0, None, 2, -1, 1], pa.int64()),
+        pa.array([1, 0, 7, 1], pa.int8()),
+        pa.array([1, 0, 2], pa.uint8()),
+        pa.array(["yes", "no", None, "1"]),
+        pa.array([1.0, 0.0, -0.0]),
+        pa.array([True, False]),
+    ],
+)
+def test_the_positive_mask_equals_comparing_the_classes_as_text(classes: pa.Array) -> None:
+    import pyarrow.compute as pc
+
+    from pipelines.run.monitors import positive_mask
+
+    column = pa.chunked_array([classes])
+    for positive in ("1", "0", "-1", "01", "+1", " 1", "1000", "1.0", "-0", "yes", "true", "True"):
+        text = pc.cast(column, pa.string())
+        want = pc.equal(text, positive).to_numpy(zero_copy_only=False)
+        got = positive_mask(column, positive)
+        assert got.dtype == want.dtype and got.tolist() == want.tolist(), positive
