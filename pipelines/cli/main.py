@@ -141,7 +141,11 @@ def entry() -> NoReturn:
     Exit handlers still run (atexit: temporary folders, logging) and the output is flushed
     first; only the object-by-object teardown is skipped.
     """
-    code = main()
+    exit_now(main())
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit with `code` the way the console script does: exit handlers, flush, `os._exit`."""
     try:
         atexit._run_exitfuncs()  # what a normal exit runs first (logging.shutdown among them)
     finally:
