@@ -301,11 +301,36 @@ def write_outputs(doc: dict[str, Any], out: Path) -> None:
     render_chart(doc, out / "chart.png")
 
 
+def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs' results.json as one (their cells together; machine and config of the
+    first, sizes and models of all): a full table from runs of different variant sets."""
+    out = dict(docs[0])
+    out["command"] = " ; ".join(d["command"] for d in docs)
+    out["results"] = [r for d in docs for r in d["results"]]
+    out["config"] = dict(docs[0]["config"])
+    for key in ("sizes", "models", "variants"):
+        out["config"][key] = sorted({v for d in docs for v in d["config"][key]}, key=str)
+    out["config"]["sizes"] = sorted(out["config"]["sizes"])
+    out["config"]["shard_rows"] = {k: v for d in docs for k, v in d["config"]["shard_rows"].items()}
+    out["finished_at"] = max(d.get("finished_at", "") for d in docs)
+    out["wall_s"] = round(sum(d.get("wall_s", 0.0) for d in docs), 1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = argv if argv is not None else sys.argv[1:]
-    path = Path(args[0]) if args else ROOT / "bench/results/results.json"
-    write_outputs(json.loads(path.read_text()), path.parent)
-    print(f"rendered {path.parent / 'results.md'} and chart.png")
+    """`python -m bench.report [RESULTS.json ...] [--out DIR]`: re-render one run, or merge
+    several into DIR (default: the first one's folder)."""
+    args = list(argv if argv is not None else sys.argv[1:])
+    out = None
+    if "--out" in args:
+        i = args.index("--out")
+        out = Path(args[i + 1])
+        del args[i : i + 2]
+    paths = [Path(a) for a in args] or [ROOT / "bench/results/results.json"]
+    docs = [json.loads(p.read_text()) for p in paths]
+    out = out or paths[0].parent
+    write_outputs(docs[0] if len(docs) == 1 else merge(docs), out)
+    print(f"rendered {out / 'results.md'} and chart.png")
     return 0
 
 

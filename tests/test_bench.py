@@ -138,3 +138,18 @@ def test_failure_reason_is_the_last_lines_on_one_line() -> None:
     assert failure_reason(err) == (
         "Traceback / batchscore: error: 1 invalid param: / unknown key validation.engine"
     )
+
+
+def test_merged_runs_judge_the_bar_on_all_their_cells() -> None:
+    """Two runs (e.g. 5M with every variant, 10M with a few) merged: one table, one bar."""
+    from bench.report import merge
+
+    whole = _doc()
+    first, second = dict(whole), dict(whole)
+    first["results"] = [r for r in whole["results"] if r["rows"] != max(whole["config"]["sizes"])]
+    second["results"] = [r for r in whole["results"] if r["rows"] == max(whole["config"]["sizes"])]
+    first["command"], second["command"] = "python -m bench.run A", "python -m bench.run B"
+    merged = merge([first, second])
+    assert merged["command"] == "python -m bench.run A ; python -m bench.run B"
+    assert len(merged["results"]) == len(whole["results"])
+    assert evaluate_bars(merged) == evaluate_bars(whole)
