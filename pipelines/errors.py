@@ -61,6 +61,13 @@ class StorageError(BatchscoreError):
     retryable = True
 
 
+class StagingLostError(StorageError):
+    """Staged parts vanished before the commit: retrying the same attempt cannot bring them
+    back; a rerun of the run key scores them again."""
+
+    retryable = False
+
+
 class LocalWriteError(StorageError):
     """A local folder refused a write (disk full, read-only, no permission): staging is removed
     rather than kept for a resume, since it takes the space the rerun needs."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from pipelines.errors import PublishConflictError, StorageError
+from pipelines.errors import PublishConflictError, StagingLostError, StorageError
 from pipelines.publish.keys import attempts_prefix, manifest_key, manifest_run, staging_prefix
 from pipelines.publish.manifest import RunManifest
 from pipelines.storage.base import ObjectStore
@@ -96,6 +96,7 @@ def _commit(store: ObjectStore, manifest: RunManifest, overwrite: bool) -> Commi
     key = manifest_key(manifest.model.name, manifest.run_key)
     body = manifest.model_dump_json(indent=2).encode()
     maybe_wait_at_barrier()
+    _refuse_missing_parts(store, manifest)
     if store.put_bytes(key, body, if_absent=True):
         status, published = "committed", manifest
     else:
@@ -138,15 +139,38 @@ def _commit(store: ObjectStore, manifest: RunManifest, overwrite: bool) -> Commi
     return CommitOutcome(published, status)
 
 
+def _missing_parts(store: ObjectStore, manifest: RunManifest) -> list[str]:
+    """The parts the manifest names that are not staged (one listing of the attempt)."""
+    m = manifest
+    staged = set(store.list_keys(staging_prefix(m.model.name, m.run_key, m.attempt_id)))
+    return [p.key for p in manifest.parts if p.key not in staged]
+
+
+def _refuse_missing_parts(store: ObjectStore, manifest: RunManifest) -> None:
+    """A manifest is never written over parts that are gone.
+
+    If another attempt published meanwhile (its clean-up removes ours), the conditional write
+    below fails and says identical or conflict; otherwise the parts went missing some other way.
+    """
+    gone = _missing_parts(store, manifest)
+    if gone and read_manifest(store, manifest.model.name, manifest.run_key) is None:
+        raise StagingLostError(
+            f"{len(gone)} of the {len(manifest.parts)} staged part(s) of run "
+            f"{manifest.run_key} (attempt {manifest.attempt_id}) are gone before its commit, "
+            f"e.g. {gone[0]}; nothing was published",
+            where=store.url(gone[0]),
+            fix="check what else deletes under the output URI (a lifecycle rule, another job), "
+            "then run it again",
+        )
+
+
 def _check_parts_staged(store: ObjectStore, manifest: RunManifest) -> None:
     """Before replacing a published run: every part we are about to point at still exists.
 
     The commit that published the current run removed every other attempt's staging, so an
     attempt that raced it would otherwise publish a manifest of deleted parts.
     """
-    m = manifest
-    staged = set(store.list_keys(staging_prefix(m.model.name, m.run_key, m.attempt_id)))
-    gone = [p.key for p in manifest.parts if p.key not in staged]
+    gone = _missing_parts(store, manifest)
     if gone:
         raise PublishConflictError(
             f"run {manifest.run_key} was published by another attempt while this one was "

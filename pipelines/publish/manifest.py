@@ -70,6 +70,9 @@ class RunManifest(BaseModel):
     chunks: int
     shards: int
     shards_reused: int = Field(0, description="shards taken from an interrupted attempt")
+    resumed_from: str | None = Field(
+        None, description="the interrupted attempt whose verified shards this one copied"
+    )
     parts: list[PartInfo]
     quality: dict[str, Any] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)

@@ -203,6 +203,7 @@ def _manifest(
         chunks=sum(r.chunks for r in results),
         shards=len(results),
         shards_reused=sum(r.reused for r in results),
+        resumed_from=plan.resumed_from,
         parts=parts,
         quality=quality,
         timings=timings,

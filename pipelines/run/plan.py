@@ -144,11 +144,12 @@ def shard_inputs(
 
 
 def _attempt(cfg: Settings, model_name: str, identity: str) -> tuple[str, str | None]:
-    """The attempt id: an interrupted attempt of the same identity to continue, else a new one."""
+    """A new attempt id (every plan stages under its own), and the interrupted attempt of the same
+    identity whose verified shards it copies instead of scoring them again (run/resume)."""
     resumed = None
-    if not cfg.run.dry_run:  # a dry run discards its staging: it must not adopt an attempt's
+    if not cfg.run.dry_run:  # a dry run discards what it stages: copying would be wasted
         resumed = resumable_attempt(open_store(cfg), model_name, cfg.run_key, identity)
-    return resumed or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", resumed
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", resumed
 
 
 def shard_challenger(cfg: Settings, plan: RunPlan) -> Challenger | None:

@@ -2,12 +2,16 @@
 
 A shard that finishes writes a record beside its parts: its result (counts, parts with size,
 sha256 and rows, gate state), the sha256 of its ID hashes, and the identity of what it was scored
-from. A rerun of the run key adopts the newest attempt whose records carry the same identity, and
-every shard whose record verifies against the staged objects returns its recorded result instead
-of being scored again; anything that does not verify is scored again. The identity is the run's
-fingerprint plus what else a shard's result depends on (the drift baseline, segments), so nothing
-is reused across other inputs, models, suites or params. Airflow retries of a shard task hit the
-same check, since they share the plan's attempt.
+from. A rerun of the run key continues from the newest attempt whose records carry the same
+identity: every shard whose record verifies against that attempt's objects is copied into the
+rerun's own attempt instead of being scored again; anything that does not verify is scored again.
+The identity is the run's fingerprint plus what else a shard's result depends on (the drift
+baseline, segments), so nothing is reused across other inputs, models, suites or params.
+
+A rerun never writes into, or deletes from, the attempt it continues: that attempt's process may
+still be alive (two runs of one run key racing), and whatever one attempt removes on failure, or
+a commit removes as stale, must never be the other's published parts. Airflow retries of a shard
+task share the plan's attempt, so they find their own record first.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
-from pipelines.publish.keys import attempt_of, attempts_prefix, shard_record_key
+from pipelines.publish.keys import attempt_of, attempts_prefix, shard_record_key, staging_prefix
 from pipelines.run.records import RunPlan, ShardResult
 from pipelines.storage.base import ObjectStore
 
@@ -46,8 +50,33 @@ def write_record(
 
 
 def reusable_result(store: ObjectStore, plan: RunPlan, index: int) -> ShardResult | None:
-    """The recorded result of shard `index` of this attempt, if every object it names verifies."""
-    body = store.get_bytes(shard_record_key(plan.staging_prefix, index))
+    """Shard `index`'s verified result: this attempt's own (a retried task), else the continued
+    attempt's, copied into this one (its objects and then its record). None: score it."""
+    own = _record(store, plan, plan.staging_prefix, index)
+    if own is not None:
+        problem = _unverified(store, own, plan.staging_prefix)
+        if problem is None:
+            return own.result.model_copy(update={"reused": True})
+        log.warning("shard %d: staged %s; scoring it again", index, problem)
+        return None
+    if not plan.resumed_from:
+        return None
+    source = staging_prefix(plan.model.name, plan.run_key, plan.resumed_from)
+    earlier = _record(store, plan, source, index)
+    if earlier is None:
+        return None
+    problem = _unverified(store, earlier, source, copy_to=plan.staging_prefix)
+    if problem:
+        log.warning("shard %d: staged %s; scoring it again", index, problem)
+        return None
+    record = _moved(earlier, source, plan.staging_prefix)
+    store.put_bytes(shard_record_key(plan.staging_prefix, index), record.model_dump_json().encode())
+    return record.result.model_copy(update={"reused": True})
+
+
+def _record(store: ObjectStore, plan: RunPlan, staging: str, index: int) -> ShardRecord | None:
+    """Shard `index`'s record under `staging`, if there is one of this plan's identity."""
+    body = store.get_bytes(shard_record_key(staging, index))
     if body is None:
         return None
     try:
@@ -58,29 +87,49 @@ def reusable_result(store: ObjectStore, plan: RunPlan, index: int) -> ShardResul
     if record.identity != plan.resume_identity or record.result.shard != index:
         log.info("shard %d: recorded from other inputs or settings; scoring it again", index)
         return None
-    problem = _unverified(store, record)
-    if problem:
-        log.warning("shard %d: staged %s; scoring it again", index, problem)
-        return None
-    return record.result.model_copy(update={"reused": True})
+    return record
 
 
-def _unverified(store: ObjectStore, record: ShardRecord) -> str | None:
-    """Why the record's objects cannot be reused (missing, other size, hash or rows), or None."""
-    for part in record.result.parts:
-        body = store.get_bytes(part.key)
-        if body is None:
-            return f"part {part.key} is missing"
-        if len(body) != part.bytes or hashlib.sha256(body).hexdigest() != part.sha256:
-            return f"part {part.key} differs from its record (size or sha256)"
-        rows = pq.read_metadata(pa.BufferReader(body)).num_rows
-        if part.rows is not None and rows != part.rows:
-            return f"part {part.key} holds {rows:,} rows, its record says {part.rows:,}"
-    for key, sha in record.ids_sha256.items():
+def _unverified(
+    store: ObjectStore, record: ShardRecord, staging: str, copy_to: str | None = None
+) -> str | None:
+    """Why the record's objects cannot be reused (missing, other size, hash or rows), or None.
+
+    With `copy_to`, each verified object is also written there, from the very bytes checked.
+    """
+    checks = [("part", p.key, p.sha256, p.bytes, p.rows) for p in record.result.parts]
+    checks += [("ID hashes", key, sha, None, None) for key, sha in record.ids_sha256.items()]
+    for what, key, sha, size, rows in checks:
+        if not key.startswith(staging):
+            return f"{what} {key} is outside its attempt ({staging})"
         body = store.get_bytes(key)
-        if body is None or hashlib.sha256(body).hexdigest() != sha:
-            return f"ID hashes {key} are missing or differ from their record"
+        if body is None:
+            return f"{what} {key} is missing"
+        if (size is not None and len(body) != size) or hashlib.sha256(body).hexdigest() != sha:
+            return f"{what} {key} differs from its record (size or sha256)"
+        if rows is not None:
+            got = pq.read_metadata(pa.BufferReader(body)).num_rows
+            if got != rows:
+                return f"{what} {key} holds {got:,} rows, its record says {rows:,}"
+        if copy_to is not None:
+            store.put_bytes(copy_to + key.removeprefix(staging), body)
     return None
+
+
+def _moved(record: ShardRecord, source: str, target: str) -> ShardRecord:
+    """The record with every key it names moved from one attempt's prefix to another's."""
+
+    def move(key: str) -> str:
+        return target + key.removeprefix(source)
+
+    result = record.result.model_copy(
+        update={
+            "parts": [p.model_copy(update={"key": move(p.key)}) for p in record.result.parts],
+            "ids_keys": {name: move(key) for name, key in record.result.ids_keys.items()},
+        }
+    )
+    ids = {move(key): sha for key, sha in record.ids_sha256.items()}
+    return record.model_copy(update={"result": result, "ids_sha256": ids})
 
 
 def resumable_attempt(store: ObjectStore, model: str, run_key: str, identity: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -12,9 +13,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.errors import PublishConflictError
+from pipelines.errors import PublishConflictError, StagingLostError
 from pipelines.publish.commit import list_runs, read_manifest
-from pipelines.run.finalize import finalize_run
+from pipelines.run.finalize import discard_staging, finalize_run
 from pipelines.run.pipeline import run_pipeline
 from pipelines.storage.open import open_store
 from tests.publish.attempts import NO_GX, inputs, staged_attempts
@@ -141,3 +142,54 @@ def test_killed_before_commit_leaves_nothing_visible_and_rerun_commits_once(
     assert [p.name for p in bucket.glob("*/cli-run/attempts/*")] == [manifest.attempt_id]
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and list_runs(open_store(cfg)) == [manifest]
+
+
+def _published_parts_verify(cfg, manifest) -> None:  # type: ignore[no-untyped-def]
+    """Every part the manifest names is there, with the bytes the manifest hashed."""
+    store = open_store(cfg)
+    for part in manifest.parts:
+        body = store.get_bytes(part.key)
+        assert body is not None, f"published part {part.key} is gone"
+        assert hashlib.sha256(body).hexdigest() == part.sha256, f"{part.key} changed"
+
+
+@pytest.mark.parametrize("failing", ["continuing", "continued"])
+def test_a_run_continuing_a_live_attempt_never_touches_its_parts(make_cfg, failing) -> None:  # type: ignore[no-untyped-def]
+    """Row 9 with a slow start: the second process of a run key plans once the first has
+    recorded its shards, so it continues that attempt while its owner is still finishing.
+
+    It must stage under its own attempt: when either one fails and discards its staging, the
+    other still publishes every part it names, and when both finish, the published bytes are
+    the ones its manifest hashed (the other's reports do not overwrite them)."""
+    cfg = make_cfg(**NO_GX)
+    (first,), (first_results,) = staged_attempts([cfg])
+    (second,), (second_results,) = staged_attempts([cfg])  # plans after the first's records
+    assert second.resumed_from == first.attempt_id != second.attempt_id
+    assert all(r.reused for r in second_results)
+    store = open_store(cfg)
+    if failing == "continuing":  # the second fails before its commit and discards its staging
+        discard_staging(store, second)
+        published = finalize_run(cfg, first, first_results)
+    else:  # the first fails; the second, which copied its shards, publishes
+        discard_staging(store, first)
+        published = finalize_run(cfg, second, second_results)
+    _published_parts_verify(cfg, published)
+    assert attempts(cfg, published) == [published.attempt_id]
+
+
+def test_a_commit_over_vanished_parts_is_refused_and_publishes_nothing(make_cfg) -> None:  # type: ignore[no-untyped-def]
+    """Something else deleted a staged part (a lifecycle rule, a stray job): no manifest may
+    point at it; the error names the part, and a rerun scores the run again and publishes."""
+    cfg = make_cfg(**NO_GX)
+    (plan,), (results,) = staged_attempts([cfg])
+    store = open_store(cfg)
+    gone = results[0].parts[0].key
+    store.delete([gone])
+    with pytest.raises(
+        StagingLostError, match=r"staged part\(s\) of run test-run .* are gone"
+    ) as info:
+        finalize_run(cfg, plan, results)
+    assert gone in str(info.value) and not info.value.retryable
+    assert list_runs(store) == []
+    published = run_pipeline(cfg)
+    _published_parts_verify(cfg, published)

@@ -208,8 +208,10 @@ def test_killed_before_commit_then_rerun_commits_once(
     assert done.returncode == 0, done.stderr
     (manifest,) = list_runs(store)
     assert manifest.counts.rows_scored == 5003
-    # every shard was staged and recorded before the kill: the rerun continues that attempt
-    assert manifest.attempt_id == stale_attempt and manifest.shards_reused == manifest.shards
+    # every shard was staged and recorded before the kill: the rerun copies them all into its
+    # own attempt (it never writes into the one it continues), and its commit removes that one
+    assert manifest.resumed_from == stale_attempt != manifest.attempt_id
+    assert manifest.shards_reused == manifest.shards
     assert attempt_ids(store, manifest) == {manifest.attempt_id}
     assert "Uploads" not in s3_client.list_multipart_uploads(Bucket=TEST_BUCKET)
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -87,7 +87,10 @@ def test_a_rerun_scores_only_the_unstaged_shards_and_publishes_the_same_bytes(pr
     assert "shard 0: reused" in done.stderr and "shard 2: reused" not in done.stderr
     got = _manifest(folder, "out")
     assert got["shards_reused"] == 2
-    assert got["attempt_id"] == attempt  # the interrupted attempt, continued
+    # the interrupted attempt is continued in a new one, which copied its shards; once the new
+    # one is published the interrupted one is gone
+    assert got["resumed_from"] == attempt != got["attempt_id"]
+    assert not records[0].parents[1].exists()
     assert got["content_sha256"] == ref["content_sha256"]
     assert got["counts"] == ref["counts"]
     assert not list((folder / "out").rglob("shards/shard-*.json"))  # records gone once published
