@@ -172,8 +172,8 @@ class ValidationParams(_Section):
     max_quarantine_fraction: float = Field(0.05, ge=0, le=1)
     engine: Literal["fast", "gx"] = Field(
         "fast",
-        description="fast: our vectorized engine on every row, GX on an audit sample of each "
-        "shard (any disagreement fails the run); gx: GX on every batch",
+        description="fast: our vectorized engine on every row, GX on every shard's sample in "
+        "one pass before the commit (any disagreement fails the run); gx: GX on every batch",
     )
     audit_rows: int = Field(
         10_000,

@@ -56,6 +56,11 @@ def ids_key(staging: str, gate_name: str, shard: int) -> str:
     return f"{staging}ids/{gate_name}-{shard:05d}.npy"
 
 
+def audit_key(staging: str, gate_name: str, shard: int) -> str:
+    """One shard's audit sample for a gate, read by the run's one GX audit pass."""
+    return f"{staging}audit/{gate_name}-{shard:05d}.parquet"
+
+
 def shard_record_key(staging: str, shard: int) -> str:
     """A finished shard's record (its result and parts' hashes): what a resumed run reuses."""
     return f"{staging}shards/shard-{shard:05d}.json"

@@ -10,6 +10,8 @@ into one verdict. Schema and row-level results come from one of two engines:
 * `engine="fast"`: the vectorized engine (`pipelines.quality.fast`) on every batch, and GX on a
   deterministic sample of the shard (`audit_rows`; `pipelines.quality.audit`) at `finish()`: any
   disagreement stops the gate with `EngineDisagreement`. GX is imported only for that audit.
+  With `defer_audit` the gate only keeps the sample (`audit_sample`): a run audits every shard's
+  sample in one GX pass when it finishes, so the processes that score never import GX.
  Column statistics describe the rows that will be scored (rows quarantined
 by a row-level expectation, or by the caller, are left out), so one bad value is quarantined
 rather than failing the table; row count and uniqueness cover every input row.
@@ -63,6 +65,7 @@ class StreamingGate:
         fail_fast: bool = True,
         engine: str = "fast",
         audit_rows: int = DEFAULT_AUDIT_ROWS,
+        defer_audit: bool = False,
     ):
         if engine not in ENGINES:
             raise ConfigError(f"unknown validation engine {engine!r}: one of {list(ENGINES)}")
@@ -78,7 +81,8 @@ class StreamingGate:
         self.fail_fast = fail_fast
         self.engine = engine
         self.audit_rows = audit_rows if engine == "fast" else 0
-        if engine == "gx" or self.audit_rows:
+        self.defer_audit = defer_audit
+        if engine == "gx" or (self.audit_rows and not defer_audit):
             suite.check_with_gx()  # GX's own kwargs check, once GX is needed anyway
         self._sample = AuditSample(self.audit_rows)
         self._ids = IdHashCollector()
@@ -290,9 +294,12 @@ class StreamingGate:
 
     def finish(self) -> GateState:
         """This shard's partial state (call once, after the last batch). Under the fast engine
-        this is when GX audits the shard's sample: `EngineDisagreement` if the engines differ."""
+        this is when GX audits the shard's sample: `EngineDisagreement` if the engines differ
+        (with `defer_audit`, the sample waits in `audit_sample` for the run's one pass)."""
         st = self._state
-        if not self._finished and self.audit_rows:
+        if not self._finished and self.audit_rows and self.defer_audit:
+            st.audit.update(self._sample.describe())
+        elif not self._finished and self.audit_rows:
             report = audit(self.suite, self._sample)
             self._sample = AuditSample(0)  # the sample's memory goes now
             st.audit.update(report.to_json())
@@ -304,6 +311,11 @@ class StreamingGate:
             st.timings["hash_seconds"] += time.perf_counter() - t
             st.id_kind = self._ids.kind
         return st
+
+    @property
+    def audit_sample(self) -> AuditSample:
+        """The shard's audit sample (empty unless the fast engine audits)."""
+        return self._sample
 
     def id_hashes(self) -> np.ndarray:
         """Sorted uint64 hashes of this shard's non-null IDs (empty if the suite has no

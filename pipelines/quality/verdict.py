@@ -65,13 +65,15 @@ def merge_verdict(
     max_quarantine_fraction: float = 0.05,
     *,
     extra_quarantined: int = 0,
+    run_audit: dict[str, Any] | None = None,
 ) -> QualityVerdict:
     """Join shard states into one verdict; aggregates are computed exactly here.
 
     `id_hash_arrays`: each shard's `gate.id_hashes()` (arrays or `np.memmap`s from
     `uniqueness.load_parts`); needed when the suite checks uniqueness. `extra_quarantined`:
     rows rejected before they reached the gate (e.g. malformed CSV lines); they count in
-    rows_in and in the quarantined share.
+    rows_in and in the quarantined share. `run_audit`: the run's one audit pass over every
+    shard's sample (`audit.audit_samples`), when the shards deferred theirs.
     """
     sts = [s if isinstance(s, GateState) else GateState.from_json(s) for s in states]
     failures: list[str] = _stale(suite, sts)
@@ -95,7 +97,7 @@ def merge_verdict(
             _too_many_quarantined(rows_q, rows_in, max_quarantine_fraction, reason_counts)
         )
     zero = {k: 0.0 for k in ("gx_seconds", "fast_seconds", "mask_seconds", "hash_seconds")}
-    timings = _summed([s.timings for s in sts], zero, 0.0)
+    timings = _summed([s.timings for s in sts], zero, 0.0) | _audit_seconds(sts, run_audit)
     engine = _engine(sts, results)
     return QualityVerdict(
         suite.name,
@@ -113,8 +115,18 @@ def merge_verdict(
         dict(sorted(reason_counts.items(), key=lambda kv: -kv[1])),
         timings,
         engine,
-        audit_summary(sts),
+        audit_summary(sts, run_audit),
     )
+
+
+def _audit_seconds(sts: Sequence[GateState], run_audit: dict[str, Any] | None) -> dict[str, float]:
+    """The run's audit pass, added to what shards that audited on their own spent."""
+    if not run_audit:
+        return {}
+    return {
+        "audit_seconds": sum(s.timings.get("audit_seconds", 0.0) for s in sts)
+        + run_audit["seconds"]
+    }
 
 
 def _engine(sts: Sequence[GateState], results: list[ExpectationResult]) -> str:
@@ -128,29 +140,36 @@ def _engine(sts: Sequence[GateState], results: list[ExpectationResult]) -> str:
     return engine
 
 
-def audit_summary(sts: Sequence[GateState]) -> dict[str, Any]:
+def audit_summary(
+    sts: Sequence[GateState], run_audit: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What GX's audit of the fast engine checked, over every shard ({} under engine gx).
 
-    `comparisons` counts (expectation, shard) pairs compared; a shard whose engines disagreed
-    stopped the run, so in a verdict `agreed == comparisons`."""
+    Per-shard audits: `comparisons` counts (expectation, shard) pairs compared. One run-level
+    pass over every shard's sample (`run_audit`): each expectation is compared once, over the
+    whole sample. Engines that disagreed stopped the run, so in a verdict `agreed == comparisons`.
+    """
     fast = [s for s in sts if s.engine == "fast"]
     if not fast:
         return {}
     audits = [s.audit for s in fast]
     limit = max((int(a.get("rows_limit", 0)) for a in audits), default=0)
+    compared = [run_audit] if run_audit else audits
     out = {
         "rows_limit": limit,
         "shards": len(fast),
         "shards_audited": sum(1 for a in audits if a.get("rows")),
         "rows_audited": sum(int(a.get("rows", 0)) for a in audits),
         "rows_gated": sum(s.rows for s in fast),
-        "comparisons": sum(int(a.get("expectations", 0)) for a in audits),
-        "agreed": sum(int(a.get("agreed", 0)) for a in audits),
+        "comparisons": sum(int(a.get("expectations", 0)) for a in compared),
+        "agreed": sum(int(a.get("agreed", 0)) for a in compared),
+        "passes": 1 if run_audit else sum(1 for a in audits if a.get("rows")),
     }
+    how = "in one pass" if run_audit else "each on its own"
     out["summary"] = (
         f"fast engine on every row; GX audited {out['rows_audited']:,} of {out['rows_gated']:,} "
-        f"rows ({out['shards_audited']} of {out['shards']} shard(s), up to {limit:,} each): "
-        f"{out['agreed']} of {out['comparisons']} expectation results agreed"
+        f"rows ({out['shards_audited']} of {out['shards']} shard(s), up to {limit:,} each, "
+        f"{how}): {out['agreed']} of {out['comparisons']} expectation results agreed"
         if limit
         else "fast engine on every row; no GX audit (validation.audit_rows: 0): no GX cross-check"
     )

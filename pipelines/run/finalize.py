@@ -148,7 +148,8 @@ def _staged_manifest(
     parts: list[PartInfo],
 ) -> RunManifest:
     """The manifest to commit, once the counts reconcile, the gates pass and the reports are
-    staged; the ID hashes are deleted once read. A failed gate raises, naming its report."""
+    staged; the ID hashes and audit samples are deleted once read. A failed gate raises, naming
+    its report."""
     staged_score_rows = sum(p.rows or 0 for p in parts if p.kind == "scores")
     if not counts.reconciles or staged_score_rows != counts.rows_scored:
         raise QualityGateError(
@@ -171,7 +172,7 @@ def _staged_manifest(
     if failure is not None:
         raise _failed(cfg, store, manifest, results, failure)
     manifest.parts.extend(write_reports(store, plan, manifest, results))
-    store.delete([k for r in results for k in r.ids_keys.values()])
+    store.delete([k for r in results for k in (*r.ids_keys.values(), *r.audit_keys.values())])
     return manifest
 
 

@@ -264,11 +264,13 @@ def _already_published(cfg: Settings, model_name: str, fingerprint: str) -> bool
     return False
 
 
-def run_suites(cfg: Settings) -> dict[str, Suite]:
+def run_suites(cfg: Settings, gx_check: bool | None = None) -> dict[str, Suite]:
     """The run's GX suites by gate ("input", "output"); none when validation is off.
 
     `validation.output_suite: null` is the built-in output suite; `validation.input_suite: null`
-    is no input gate. A missing or malformed suite file fails here.
+    is no input gate. A missing or malformed suite file fails here. `gx_check`: also run GX's
+    own kwargs check (default: when this run imports GX anyway); a shard passes False, since its
+    plan checked them and the fast engine's shards never import GX.
     """
     if not cfg.validation.enabled:
         return {}
@@ -277,7 +279,8 @@ def run_suites(cfg: Settings) -> dict[str, Suite]:
 
     # GX checks the suites' kwargs here only when this run imports GX anyway (engine gx, or the
     # fast engine's audit): with `audit_rows: 0` nothing imports it (2.3 s), our checks suffice.
-    gx_check = uses_gx(cfg)
+    if gx_check is None:
+        gx_check = uses_gx(cfg)
     if gx_check:
         quiet_gx_logs()  # before GX is imported: its import logs
     paths = {

@@ -37,8 +37,10 @@ def score_in_pool(
     # import) and the verified model, instead of loading them again; spawn where there is no fork.
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)
-    if method == "fork" and uses_gx(cfg):
-        import great_expectations  # noqa: F401  (imported once, here, for every worker)
+    if method == "fork" and uses_gx(cfg) and cfg.validation.engine == "gx":
+        # GX on every batch: imported once, here, for every worker (the fast engine's workers
+        # never import it: the run audits their samples when it finishes)
+        import great_expectations  # noqa: F401
     queue = ctx.Queue()
     slots = ctx.Value("i", 0) if cfg.score.pin_workers else None
     # Spawned children read these when their OpenMP/BLAS runtimes load: one thread per process.

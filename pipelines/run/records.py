@@ -58,6 +58,7 @@ class ShardResult(BaseModel):
     quarantine_reasons: dict[str, int]
     gates: dict[str, dict[str, Any]] = {}  # gate name -> its GateState as JSON
     ids_keys: dict[str, str] = {}  # gate name -> staged .npy of sorted ID hashes
+    audit_keys: dict[str, str] = {}  # gate name -> staged Parquet of its audit sample
     timings: dict[str, float]
     monitoring: dict[str, Any] = {}  # drift and estimate states (run/monitors.ShardMonitor)
     score_sum: float = 0.0  # sum of `score` over the scored rows, for the run's exact mean

@@ -36,7 +36,7 @@ class ShardRecord(BaseModel):
 
     identity: str
     result: ShardResult
-    ids_sha256: dict[str, str] = {}  # staged ID-hash key -> its sha256
+    ids_sha256: dict[str, str] = {}  # staged ID-hash and audit-sample key -> its sha256
 
 
 def write_record(
@@ -98,7 +98,7 @@ def _unverified(
     With `copy_to`, each verified object is also written there, from the very bytes checked.
     """
     checks = [("part", p.key, p.sha256, p.bytes, p.rows) for p in record.result.parts]
-    checks += [("ID hashes", key, sha, None, None) for key, sha in record.ids_sha256.items()]
+    checks += [("staged", key, sha, None, None) for key, sha in record.ids_sha256.items()]
     for what, key, sha, size, rows in checks:
         if not key.startswith(staging):
             return f"{what} {key} is outside its attempt ({staging})"
@@ -126,6 +126,7 @@ def _moved(record: ShardRecord, source: str, target: str) -> ShardRecord:
         update={
             "parts": [p.model_copy(update={"key": move(p.key)}) for p in record.result.parts],
             "ids_keys": {name: move(key) for name, key in record.result.ids_keys.items()},
+            "audit_keys": {name: move(key) for name, key in record.result.audit_keys.items()},
         }
     )
     ids = {move(key): sha for key, sha in record.ids_sha256.items()}

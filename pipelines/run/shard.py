@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipelines.config import Settings
 from pipelines.data.contract import Contract, prepare_batch
@@ -28,7 +29,7 @@ from pipelines.data.source import InputInfo, Shard
 from pipelines.errors import InputDataError
 from pipelines.model.artifact import LoadedModel
 from pipelines.publish.commit import maybe_fault
-from pipelines.publish.keys import ids_key, part_key
+from pipelines.publish.keys import audit_key, ids_key, part_key
 from pipelines.publish.manifest import PartInfo
 from pipelines.publish.parts import PartWriter, stage_part
 from pipelines.quality.uniqueness import save_part
@@ -115,6 +116,7 @@ def score_shard(
         with run.timed("upload"):
             parts = run.stage_parts()
             ids_keys, ids_sha = run.stage_ids()
+            audit_keys, audit_sha = run.stage_audit()
     run.timings["total"] = time.perf_counter() - t_start
     log.info(
         "shard %d: %s rows in, %s scored, %s quarantined, %.0f rows/s",
@@ -124,8 +126,9 @@ def score_shard(
         f"{run.rows_quarantined:,}",
         rows_per_s(run.rows_in, run.timings["total"]),
     )
-    result = run.result(parts, ids_keys)
-    write_record(store, plan, result, ids_sha)  # last: a record means every part is staged
+    result = run.result(parts, ids_keys, audit_keys)
+    # last: a record means every part is staged
+    write_record(store, plan, result, ids_sha | audit_sha)
     maybe_fault(f"after_shard_{index}")
     return result
 
@@ -286,7 +289,27 @@ class _ShardRun:
             self.store.put_file(self._local(key), key)
         return keys, digests
 
-    def result(self, parts: list[PartInfo], ids_keys: dict[str, str]) -> ShardResult:
+    def stage_audit(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Upload each gate's audit sample, for the run's one GX pass; return their keys by gate
+        and their sha256 by key (for the shard's resume record)."""
+        from pipelines.quality.audit import sample_table
+
+        keys, digests = {}, {}
+        for gate_name, gate in self.s.gates.items():
+            table = sample_table(gate.audit_sample) if gate.defer_audit else None
+            if table is None:
+                continue
+            key = keys[gate_name] = audit_key(self.staging, gate_name, self.index)
+            path = self._local(key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, path)
+            digests[key] = sha256_file(path)
+            self.store.put_file(path, key)
+        return keys, digests
+
+    def result(
+        self, parts: list[PartInfo], ids_keys: dict[str, str], audit_keys: dict[str, str]
+    ) -> ShardResult:
         return ShardResult(
             shard=self.index,
             rows_in=self.rows_in,
@@ -298,6 +321,7 @@ class _ShardRun:
             quarantine_reasons=dict(self.reasons.most_common(50)),
             gates={name: gate.finish().to_json() for name, gate in self.s.gates.items()},
             ids_keys=ids_keys,
+            audit_keys=audit_keys,
             timings={k: round(v, 4) for k, v in self.timings.items()},
             challenger_unscored=self.challenger_unscored,
             monitoring=self.s.monitor.to_json() if self.s.monitor else {},
@@ -308,7 +332,7 @@ class _ShardRun:
 def _gates(cfg: Settings, id_column: str) -> dict[str, Any]:
     """The streaming GX gates of one shard, by name; none when validation is off, no "input"
     without an input suite. The output gate sees the ID column as `id` (`suite_view`)."""
-    suites = run_suites(cfg)
+    suites = run_suites(cfg, gx_check=False)  # checked at plan; engine gx's gates check again
     if not suites:
         return {}
     from pipelines.quality.gate import StreamingGate
@@ -316,7 +340,9 @@ def _gates(cfg: Settings, id_column: str) -> dict[str, Any]:
     ids = {"input": id_column, "output": SUITE_ID}
     v = cfg.validation
     return {
-        name: StreamingGate(suite, ids[name], engine=v.engine, audit_rows=v.audit_rows)
+        name: StreamingGate(
+            suite, ids[name], engine=v.engine, audit_rows=v.audit_rows, defer_audit=True
+        )
         for name, suite in suites.items()
     }
 

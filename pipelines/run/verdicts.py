@@ -1,11 +1,13 @@
 """The run-level quality verdict: the shards' gate states and ID hashes merged into one.
 
 Per-shard checks cannot see the whole input; exact aggregates, ID uniqueness across shards and
-the quarantined share are decided here, once, before anything is committed.
+the quarantined share are decided here, once, before anything is committed; so is GX's audit of
+the fast engine, over every shard's sample in one pass.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -18,6 +20,8 @@ from pipelines.quality.uniqueness import load_parts
 from pipelines.run.plan import ShardResult, run_suites
 from pipelines.run.scoring import SUITE_ID
 from pipelines.storage.base import ObjectStore
+
+log = logging.getLogger(__name__)
 
 
 def quality_verdicts(
@@ -40,13 +44,18 @@ def quality_verdicts(
                 share = shares[name]
                 states = [GateState.from_json(g) for r in results if (g := r.gates.get(name))]
                 arrays = load_parts(
-                    _fetch_ids(store, r.ids_keys[name], Path(tmp))
+                    _fetch(store, r.ids_keys[name], Path(tmp))
                     for r in results
                     if name in r.ids_keys
                 )
                 extra = counts.rows_in - sum(st.rows for st in states) if name == "input" else 0
                 verdicts[name] = merge_verdict(
-                    suite, states, arrays, share, extra_quarantined=extra
+                    suite,
+                    states,
+                    arrays,
+                    share,
+                    extra_quarantined=extra,
+                    run_audit=_run_audit(store, suite, name, results, Path(tmp)),
                 )
         quality = {name: v.to_json() for name, v in verdicts.items()}
         for name, verdict in verdicts.items():
@@ -85,8 +94,38 @@ def _too_many_quarantined(
     )
 
 
-def _fetch_ids(store: ObjectStore, key: str, tmp: Path) -> Path:
-    """A staged .npy of ID hashes on local disk (downloaded first from a remote store)."""
+def _run_audit(
+    store: ObjectStore, suite: Any, name: str, results: list[ShardResult], tmp: Path
+) -> dict[str, Any] | None:
+    """GX's audit of the fast engine, in one pass over every shard's staged sample of this
+    suite; None when no shard staged one (engine gx, or audit_rows 0). Raises
+    EngineDisagreement if the engines differ anywhere."""
+    if not any(name in r.audit_keys for r in results):
+        return None
+    import pyarrow.parquet as pq
+
+    from pipelines.quality.audit import audit_samples, sample_frame
+
+    samples = [
+        (r.shard, *sample_frame(pq.read_table(_fetch(store, r.audit_keys[name], tmp))))
+        for r in results
+        if name in r.audit_keys
+    ]
+    report = audit_samples(suite, samples)
+    log.info(
+        "audit of %s: GX and the fast engine agree on %d expectation(s) over %s sampled rows "
+        "of %d shard(s) (%.2f s)",
+        name,
+        report.agreed,
+        f"{report.rows:,}",
+        len(samples),
+        report.seconds,
+    )
+    return report.to_json()
+
+
+def _fetch(store: ObjectStore, key: str, tmp: Path) -> Path:
+    """A staged object (ID hashes, an audit sample) on local disk (downloaded first if remote)."""
     path = store.local_path(key)
     if path is None:
         body = store.get_bytes(key)

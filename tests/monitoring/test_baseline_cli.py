@@ -66,6 +66,16 @@ def _cli(folder: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     return main(["baseline", "--data", "train.parquet", "--model", "own.skops", *args])
 
 
+@pytest.fixture
+def own_baseline(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The own model's baseline, made here if no earlier test of the module made it (the tests
+    do not depend on their order)."""
+    path = project / "own.baseline.json"
+    if not path.is_file():
+        assert _cli(project, monkeypatch, "--label-column", "outcome", "--segment", "ward") == 0
+    return path
+
+
 def test_baseline_command_then_drift_on_an_own_model(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -118,7 +128,7 @@ def test_bad_command_lines_say_what_is_wrong(
     assert "refusing to load" in capsys.readouterr().err
 
 
-def test_unreadable_or_foreign_baselines_are_refused(tmp_path: Path, project: Path) -> None:
+def test_unreadable_or_foreign_baselines_are_refused(tmp_path: Path, own_baseline: Path) -> None:
     (tmp_path / "garbage.json").write_bytes(b"\x00\xff{")
     (tmp_path / "card.json").write_text(json.dumps({"name": "a model card"}))
     with pytest.raises(ConfigError, match="not valid JSON"):
@@ -127,15 +137,15 @@ def test_unreadable_or_foreign_baselines_are_refused(tmp_path: Path, project: Pa
         load_baseline(tmp_path / "card.json")
     with pytest.raises(ConfigError, match="cannot be read"):
         load_baseline(tmp_path / "absent.json")
-    doc = json.loads((project / "own.baseline.json").read_text())
+    doc = json.loads(own_baseline.read_text())
     doc["features"][0]["counts"] = doc["features"][0]["counts"][:-1]
     (tmp_path / "cut.json").write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match=r"malformed: features\[0\] \(dose\)"):
         load_baseline(tmp_path / "cut.json")
 
 
-def test_a_baseline_for_other_features_or_another_run_is_refused(project: Path) -> None:
-    baseline = load_baseline(project / "own.baseline.json")
+def test_a_baseline_for_other_features_or_another_run_is_refused(own_baseline: Path) -> None:
+    baseline = load_baseline(own_baseline)
     with pytest.raises(SchemaMismatchError, match=r"lacks \['age'\] and has \['ward'\] too"):
         check_baseline(baseline, ["dose", "weight", "age"], "other")
     with pytest.raises(SchemaMismatchError, match="ward \\(categorical in the baseline"):
