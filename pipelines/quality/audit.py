@@ -136,11 +136,10 @@ def audit_samples(
     """Every shard's staged sample, (shard, positions, frame), audited in one pass: GX's fixed
     cost is paid once per run. A disagreement names the shards and rows it was found on."""
     samples = [s for s in samples if len(s[2])]
-    report = AuditReport(shard_rows=0, stride=max((1, *(_stride(p) for _, p, _ in samples))))
+    report = AuditReport()  # of the run: rows, expectations, agreed, seconds
     if not samples:
         return report
-    frames = [f for _, _, f in samples]
-    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    df = pd.concat([f for _, _, f in samples], ignore_index=True)
     shard = np.concatenate([np.full(len(f), i, np.int64) for i, _, f in samples])
     position = np.concatenate([p for _, p, _ in samples])
 
@@ -148,11 +147,7 @@ def audit_samples(
         where = [f"shard {shard[r]} row {position[r]:,}" for r in rows[:SHOWN_ROWS]]
         return f"\n  sample rows in the input: {', '.join(where)}" if where else ""
 
-    return _audit_frame(suite, df.reset_index(drop=True), report, locate)
-
-
-def _stride(positions: np.ndarray) -> int:
-    return int(positions[1] - positions[0]) if len(positions) > 1 else 1
+    return _audit_frame(suite, df, report, locate)
 
 
 def _audit_frame(
@@ -233,9 +228,7 @@ def answer(outcome: Outcome | None) -> str:
         return "no result"
     if outcome.error is not None:
         return f"could not evaluate it ({outcome.error[:200]})"
-    rows = (
-        outcome.unexpected_index if outcome.unexpected_index is not None else failing_rows(outcome)
-    )
+    rows = _rows(outcome)
     parts = [f"success={outcome.success}"]
     if outcome.observed is not None:
         parts.append(f"observed={json_safe([outcome.observed])[0]!r}")

@@ -297,9 +297,10 @@ class StreamingGate:
         this is when GX audits the shard's sample: `EngineDisagreement` if the engines differ
         (with `defer_audit`, the sample waits in `audit_sample` for the run's one pass)."""
         st = self._state
-        if not self._finished and self.audit_rows and self.defer_audit:
+        auditing = not self._finished and self.audit_rows > 0
+        if auditing and self.defer_audit:
             st.audit.update(self._sample.describe())
-        elif not self._finished and self.audit_rows:
+        elif auditing:
             report = audit(self.suite, self._sample)
             self._sample = AuditSample(0)  # the sample's memory goes now
             st.audit.update(report.to_json())

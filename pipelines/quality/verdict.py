@@ -97,7 +97,7 @@ def merge_verdict(
             _too_many_quarantined(rows_q, rows_in, max_quarantine_fraction, reason_counts)
         )
     zero = {k: 0.0 for k in ("gx_seconds", "fast_seconds", "mask_seconds", "hash_seconds")}
-    timings = _summed([s.timings for s in sts], zero, 0.0) | _audit_seconds(sts, run_audit)
+    timings = _with_audit(_summed([s.timings for s in sts], zero, 0.0), run_audit)
     engine = _engine(sts, results)
     return QualityVerdict(
         suite.name,
@@ -119,14 +119,11 @@ def merge_verdict(
     )
 
 
-def _audit_seconds(sts: Sequence[GateState], run_audit: dict[str, Any] | None) -> dict[str, float]:
-    """The run's audit pass, added to what shards that audited on their own spent."""
-    if not run_audit:
-        return {}
-    return {
-        "audit_seconds": sum(s.timings.get("audit_seconds", 0.0) for s in sts)
-        + run_audit["seconds"]
-    }
+def _with_audit(timings: dict[str, float], run_audit: dict[str, Any] | None) -> dict[str, float]:
+    """The shards' timings plus the run's one audit pass, if there was one."""
+    if run_audit:
+        timings["audit_seconds"] = timings.get("audit_seconds", 0.0) + run_audit["seconds"]
+    return timings
 
 
 def _engine(sts: Sequence[GateState], results: list[ExpectationResult]) -> str:
