@@ -55,12 +55,19 @@ NO_INPUT_SUITE = (
 )
 
 
-def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = None) -> RunPlan:
+def plan_run(
+    cfg: Settings,
+    git_rev: str | None = None,
+    dvc_md5: str | None = None,
+    *,
+    gx_check: bool | None = None,
+) -> RunPlan:
     """Check everything that can be checked without reading rows, then fix the shards.
 
     Fails here (nothing written) on bad input files, a model that is not the pinned one, an input
     whose columns do not fit the model, unreadable suites, or a run key already published with
-    other inputs (unless overwrite).
+    other inputs (unless overwrite). `gx_check=False` leaves GX's own kwargs check of the suites
+    to the caller (`run_suites`), who runs it while the shards score (run/pipeline.py).
     """
     started = time.time()
     spec = champion_spec(cfg)
@@ -69,7 +76,7 @@ def plan_run(cfg: Settings, git_rev: str | None = None, dvc_md5: str | None = No
     contract = check_contract(info, model, cfg.data.id_column, tuple(cfg.data.csv_null_values))
     target = score_target(model.classes, cfg.model.positive_class)
     check_id_column(cfg.data.id_column, target)
-    suites = _suite_hashes(cfg)
+    suites = _suite_hashes(cfg, gx_check)
     shards = plan_shards(info, cfg.score.shard_rows)
     proof = prove_input(info, shards)
     input_ref = _input_ref(cfg, info, proof, git_rev, dvc_md5)
@@ -307,11 +314,11 @@ def uses_gx(cfg: Settings) -> bool:
     return v.enabled and (v.engine == "gx" or v.audit_rows > 0)
 
 
-def _suite_hashes(cfg: Settings) -> dict[str, str | None]:
+def _suite_hashes(cfg: Settings, gx_check: bool | None) -> dict[str, str | None]:
     """The suites' sha256, for the fingerprint; a missing or malformed suite fails the plan."""
     if not cfg.validation.enabled:
         return {}
-    suites = run_suites(cfg)
+    suites = run_suites(cfg, gx_check)
     if "input" not in suites:
         log.warning(NO_INPUT_SUITE)
     return {

@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
@@ -30,9 +31,15 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def score_in_pool(
-    cfg: Settings, plan: RunPlan, workers: int, progress: Progress
+    cfg: Settings,
+    plan: RunPlan,
+    workers: int,
+    progress: Progress,
+    after_fork: Callable[[], None] | None = None,
 ) -> list[ShardResult]:
-    """Score every shard of the plan on `workers` processes; the first failure stops them all."""
+    """Score every shard of the plan on `workers` processes; the first failure stops them all.
+
+    `after_fork` runs in the parent once every worker is forked (work that can overlap theirs)."""
     # fork: workers inherit the imported libraries (sklearn, pyarrow, GX cost seconds of CPU to
     # import) and the verified model, instead of loading them again; spawn where there is no fork.
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
@@ -60,6 +67,8 @@ def score_in_pool(
             with progress.paused():  # the display's thread stops while the workers fork
                 futures = [pool.submit(_worker, cfg, plan, i) for i in range(len(plan.shards))]
             reader.start()  # only once the workers exist: never fork with a live thread of ours
+            if after_fork is not None:
+                after_fork()
             try:
                 return [f.result() for f in futures]
             except BrokenProcessPool:  # a worker was killed (SIGKILL, the OOM killer)
