@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipelines.reports.charts import esc
-from pipelines.reports.drift_charts import data_uri, histogram_png
+from pipelines.reports.drift_charts import histogram_svg
 
 TOP_CHARTS = 6  # features drawn as histograms: the most drifted ones
 TOP_UNSEEN = 20  # unseen categories listed per feature
@@ -117,7 +117,7 @@ def _feature_row(f: Mapping[str, Any]) -> str:
 
 
 def _charts(features: Sequence[Mapping[str, Any]], score: Mapping[str, Any] | None) -> list[str]:
-    """Baseline vs this run for the most drifted features and for the score, as PNG images."""
+    """Baseline vs this run for the most drifted features and for the score, as inline SVG."""
     drawn = [f for f in [*features, *([score] if score else [])] if f.get("histogram")]
     if not drawn:
         return []
@@ -128,19 +128,13 @@ def _charts(features: Sequence[Mapping[str, Any]], score: Mapping[str, Any] | No
         title = f"{name}: {f.get('status', '?')}" + (
             f", PSI {psi:.3f}" if isinstance(psi, int | float) else ""
         )
+        alt = f"{name}: share of rows per bin, baseline vs this run"
         try:
-            png = histogram_png(f["histogram"], title=title, xlabel=_xlabel(f))
-        except ImportError:
-            parts.append("<p>(The charts need matplotlib, which is not installed.)</p>")
-            break
+            svg = histogram_svg(f["histogram"], title=title, xlabel=_xlabel(f), label=alt)
         except ValueError as exc:
             parts.append(f"<p>(No chart for <code>{esc(name)}</code>: {esc(exc)}.)</p>")
             continue
-        alt = f"{name}: share of rows per bin, baseline vs this run"
-        parts.append(
-            f'<figure><img class="drift-chart" src="{data_uri(png)}" alt="{esc(alt)}" '
-            f'data-feature="{esc(name)}"></figure>'
-        )
+        parts.append(f'<figure data-feature="{esc(name)}">{svg}</figure>')
     parts.append("</div>")
     return parts
 

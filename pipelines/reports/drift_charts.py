@@ -1,233 +1,377 @@
-"""Drift and history charts drawn by matplotlib as PNG bytes, for inline `data:` URIs.
+"""Drift and history charts as hand-built inline SVG (no matplotlib, no JS, no external files).
 
-PNG rather than SVG here: a drift section holds several charts with many bins, and a raster keeps
-the page small and renders the same in any mail client. matplotlib is imported only when a chart
-is drawn (importing `pipelines.reports` stays cheap). The bytes are deterministic: a bare `Figure`
-on the Agg canvas, a fixed size and dpi, the DejaVu font matplotlib ships, and no PNG metadata.
+SVG strings rather than matplotlib PNGs: importing matplotlib and drawing the ~7 drift charts
+cost ~1 s of every run with drift monitoring on (the default), even a 1,000-row one. A chart is
+now a few KB of text built in about a millisecond, deterministic (same data, same bytes) and
+sized by a viewBox so the page's CSS scales it. Style, sizes and `esc` follow the score histogram
+(`pipelines.reports.charts`); text widths are estimated (CHAR_PX a character), not measured.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+from pipelines.reports.charts import AXIS, CHAR_PX, FONT_PX, GRID, INK, TICK, WIDTH, esc
 
 BASELINE = "#9aa5b1"
 CURRENT = "#3572b0"
 STATUS_COLOURS = {"ok": "#2e7d32", "warn": "#d9822b", "fail": "#c62828"}
 LINE_COLOURS = ["#3572b0", "#d9822b", "#2e7d32", "#8e44ad", "#c62828", "#16a085", "#7f8c8d"]
-DPI = 110
-SIZE = (6.4, 3.0)  # inches: 704 x 330 px at DPI
+HEIGHT = 300  # px of the viewBox; WIDTH (640) as the score histogram: the 704 x 330 PNGs' shape
 MAX_CATEGORIES = 15  # more are pooled as "(other)" so the labels stay readable
 MAX_TICKS = 9
-_CHAR = 0.62  # a DejaVu Sans character's mean width, in ems (digits are 0.64)
-_RC = {
-    "font.size": 9,
-    "font.family": "sans-serif",
-    "font.sans-serif": ["DejaVu Sans"],
-    "axes.edgecolor": "#555",
-    "axes.labelcolor": "#333",
-    "xtick.color": "#333",
-    "ytick.color": "#333",
-    "legend.frameon": False,
-}
+TITLE_PX, SMALL_PX = 13, 11  # the chart's title; legend entries and guide labels
+_TOP = 30  # the title row (and a histogram's legend) above the plot
+_COS, _SIN = math.cos(math.radians(30)), 0.5  # crowded x labels are rotated 30 degrees
 
 
-def data_uri(png: bytes) -> str:
-    """A PNG as a `data:` URI, so the page stays one self-contained file."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def histogram_png(histogram: Mapping[str, Any], *, title: str, xlabel: str) -> bytes:
+def histogram_svg(histogram: Mapping[str, Any], *, title: str, xlabel: str, label: str) -> str:
     """Baseline vs this run, share of rows per bin: steps over the baseline's bins for a numeric
     feature (bins at equal width, labelled by their edges; an open outer edge is -inf/+inf), or
-    side-by-side bars per category. Raises ValueError when the shares do not match the bins."""
+    side-by-side bars per category. `label` is the accessible name (aria-label and <title>).
+    Raises ValueError when the shares do not match the bins."""
     base, cur = _shares(histogram, "baseline"), _shares(histogram, "current")
     if len(base) != len(cur) or not base:
         raise ValueError(f"baseline has {len(base)} bins and this run {len(cur)}")
     categories = histogram.get("categories")
     if categories is not None:
         labels, base, cur = _pool([str(c) for c in categories], base, cur)
-        return _draw_bars(labels, base, cur, title=title, xlabel=xlabel)
+        return _svg("drift-chart", label, _compare(labels, base, cur, False, title, xlabel))
     edges = list(histogram.get("edges") or [])
     if len(edges) != len(base) + 1:
         raise ValueError(f"{len(base)} bins need {len(base) + 1} edges, got {len(edges)}")
-    return _draw_steps(
-        [_edge_label(e, i == 0) for i, e in enumerate(edges)], base, cur, title, xlabel
-    )
+    labels = [_edge_label(e, i == 0) for i, e in enumerate(edges)]
+    return _svg("drift-chart", label, _compare(labels, base, cur, True, title, xlabel))
 
 
-def lines_png(
+def lines_svg(
     x_labels: Sequence[str],
     series: Mapping[str, Sequence[float | None]],
     *,
     title: str,
     ylabel: str,
+    label: str,
     statuses: Sequence[str | None] | None = None,
     percent: bool = False,
     guides: Mapping[str, float] | None = None,
-) -> bytes:
+) -> str:
     """One line per series over the run keys (a gap where a run has no value). Runs whose drift
     status is warn or fail get an orange or red band, so a person sees which nights flagged;
-    `guides` draws labelled dashed lines (e.g. PSI 0.1 and 0.25)."""
-    from matplotlib.patches import Patch
-    from matplotlib.ticker import MaxNLocator, PercentFormatter
-
+    `guides` draws labelled dashed lines (e.g. PSI 0.1 and 0.25). The legend sits to the right.
+    Raises ValueError when there is no run or a series does not have one value per run."""
     n = len(x_labels)
-    with _figure(tight=True) as (fig, ax):
-        for i, status in enumerate(statuses or []):
-            if status in ("warn", "fail"):
-                ax.axvspan(i - 0.5, i + 0.5, color=STATUS_COLOURS[status], alpha=0.15, lw=0)
-        for k, (name, values) in enumerate(series.items()):
-            ys = [math.nan if v is None else float(v) for v in values]
-            colour = LINE_COLOURS[k % len(LINE_COLOURS)]
-            ax.plot(range(n), ys, marker="o", markersize=4, linewidth=1.6, color=colour, label=name)
-        for label, y in (guides or {}).items():
-            ax.axhline(y, color="#777", linestyle="--", linewidth=0.9)
-            ax.annotate(
-                label,
-                (1, y),
-                xycoords=("axes fraction", "data"),
-                ha="right",
-                va="bottom",
-                fontsize=8,
-                color="#555",
-            )
-        step = max(1, math.ceil(n / MAX_TICKS))
-        ax.set_xticks(
-            range(0, n, step), [str(x) for x in x_labels][::step], rotation=30, ha="right"
-        )
-        ax.set_xlim(-0.5, n - 0.5)
-        ax.set_ylim(bottom=0)
-        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
-        if percent:
-            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        ax.set_xlabel("run key")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title, loc="left", fontsize=10)
-        ax.grid(axis="y", color="#e6e6e6", linewidth=0.8)
-        handles, _ = ax.get_legend_handles_labels()
-        flagged = sorted({s for s in statuses or [] if s in ("warn", "fail")})
-        handles += [Patch(color=STATUS_COLOURS[s], alpha=0.3, label=f"drift {s}") for s in flagged]
-        if handles:
-            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-        return _png(fig)
+    if not n:
+        raise ValueError("no run to draw")
+    values: dict[str, list[float | None]] = {}
+    for name, vs in series.items():
+        if len(vs) != n:
+            raise ValueError(f"series {name!r} has {len(vs)} values for {n} runs")
+        values[str(name)] = [_finite(v) for v in vs]
+    marks = {k: y for k, v in (guides or {}).items() if (y := _finite(v)) is not None}
+    found = [v for vs in values.values() for v in vs if v is not None] + list(marks.values())
+    lo, hi = min(0.0, *found), max(0.0, *found)
+    hi = lo + (0.01 if percent else 1.0) if hi <= lo else hi + 0.05 * (hi - lo)
+    at = list(range(0, n, max(1, math.ceil(n / MAX_TICKS))))
+    shown = [_cut(str(x_labels[i]), 20) for i in at]
+    flagged = sorted({s for s in statuses or [] if s in ("warn", "fail")})
+    colours = [LINE_COLOURS[k % len(LINE_COLOURS)] for k in range(len(values))]
+    legend = [("marker", c, _cut(name, 22)) for c, name in zip(colours, values, strict=True)]
+    legend += [("band", STATUS_COLOURS[s], f"drift {s}") for s in flagged]
+    right = 40 + max((_width(t, SMALL_PX) for _, _, t in legend), default=0)
+    f = _Frame((-0.5, n - 0.5), (lo, hi), at, shown, rotated=True, percent=percent, right=right)
+    bands = "".join(
+        f'<rect x="{_n(f.x(i - 0.5))}" y="{_n(f.y0)}" width="{_n(f.x(i + 0.5) - f.x(i - 0.5))}"'
+        f' height="{_n(f.y1 - f.y0)}" fill="{STATUS_COLOURS[s]}"/>'
+        for i, s in enumerate(list(statuses or [])[:n])
+        if s in ("warn", "fail")
+    )
+    body = [*_grid(f), f'<g class="bands" fill-opacity="0.15">{bands}</g>']
+    body += [_series(f, name, vs, c) for c, (name, vs) in zip(colours, values.items(), strict=True)]
+    body += [*_guides(f, marks), *_axes(f, "run key", ylabel)]
+    body.append(_title(title, f.x0, WIDTH - f.x0 - 8))
+    body.append(_legend(legend, f.x1 + 14, f.y0 + 8, across=False))
+    return _svg("history-chart", label, body)
 
 
-def _draw_steps(
-    edge_labels: list[str], base: list[float], cur: list[float], title: str, xlabel: str
-) -> bytes:
-    """Numeric bins as steps at equal width (quantile bins hold equal baseline shares, so a
-    shift shows as steps leaving the flat baseline); ticks name the bin edges."""
+def _compare(
+    labels: list[str], base: list[float], cur: list[float], numeric: bool, title: str, xlabel: str
+) -> list[str]:
+    """Baseline vs this run. Numeric: steps over bins at equal width (quantile bins hold equal
+    baseline shares, so a shift shows as steps leaving the flat baseline), ticks on the bin
+    edges, thinned to MAX_TICKS. Categorical: side-by-side bars, labels cut at 18 characters
+    and rotated when more than 4 (or long ones) would not fit side by side."""
     n = len(base)
-    with _figure() as (fig, ax):
-        ax.stairs(base, range(n + 1), fill=True, color=BASELINE, alpha=0.55, label="baseline")
-        ax.stairs(cur, range(n + 1), color=CURRENT, linewidth=2.0, label="this run")
-        step = max(1, math.ceil((n + 1) / MAX_TICKS))
-        ticks = list(range(0, n + 1, step))
-        shown = [edge_labels[i] for i in ticks]
-        ax.set_xticks(ticks, shown, rotation=30, ha="right")
-        ax.set_xlim(0, n)
-        _finish(fig, ax, base + cur, title, xlabel)
-        _margins(fig, shown, rotated=True, first_at=0.0)
-        return _png(fig)
+    top = max(0.01, *base, *cur) * 1.1
+    if numeric:
+        at = list(range(0, n + 1, max(1, math.ceil((n + 1) / MAX_TICKS))))
+        shown, xlim, rotated = [labels[i] for i in at], (0.0, float(n)), True
+    else:
+        at, shown, xlim = list(range(n)), [_cut(s, 18) for s in labels], (-0.6, n - 0.4)
+        rotated = n > 4 or max(_width(s) for s in shown) > 0.9 * (WIDTH - 80) / n
+    f = _Frame(xlim, (0.0, top), at, shown, rotated=rotated, percent=True, right=12)
+    data = _stairs(f, base, cur) if numeric else _side_bars(f, base, cur)
+    kinds = ("area", "line") if numeric else ("bar", "bar")
+    legend = [(kinds[0], BASELINE, "baseline"), (kinds[1], CURRENT, "this run")]
+    room = f.x1 - f.x0 - sum(34 + _width(t, SMALL_PX) for _, _, t in legend)
+    parts = [*_grid(f), *data, *_axes(f, xlabel, "share of rows")]
+    return [*parts, _title(title, f.x0, room), _legend(legend, f.x1, 18, across=True)]
 
 
-def _draw_bars(
-    labels: list[str], base: list[float], cur: list[float], *, title: str, xlabel: str
-) -> bytes:
-    """Categories as side-by-side bars: baseline grey, this run blue."""
-    n = len(labels)
-    shown = [_cut(s, 18) for s in labels]
-    with _figure() as (fig, ax):
-        ax.bar([i - 0.2 for i in range(n)], base, 0.4, color=BASELINE, label="baseline")
-        ax.bar([i + 0.2 for i in range(n)], cur, 0.4, color=CURRENT, label="this run")
-        ax.set_xticks(
-            range(n), shown, rotation=30 if n > 4 else 0, ha="right" if n > 4 else "center"
+def _stairs(f: _Frame, base: list[float], cur: list[float]) -> list[str]:
+    """The baseline as a filled step outline, this run as a step line over it."""
+
+    def path(shares: list[float]) -> str:
+        """From the bottom left, up to each bin's share and across it, then back down."""
+        steps = "".join(f"V{_n(f.y(s))}H{_n(f.x(i + 1))}" for i, s in enumerate(shares))
+        return f"M{_n(f.x0)} {_n(f.y1)}{steps}V{_n(f.y1)}"
+
+    return [
+        f'<path class="baseline" d="{path(base)}Z" fill="{BASELINE}" fill-opacity="0.55"/>',
+        f'<path class="current" d="{path(cur)}" fill="none" stroke="{CURRENT}" stroke-width="2"/>',
+    ]
+
+
+def _side_bars(f: _Frame, base: list[float], cur: list[float]) -> list[str]:
+    """Two bars per category, 0.4 wide each: the baseline left of the tick, this run right."""
+    sides = (("baseline", BASELINE, base, -0.4), ("current", CURRENT, cur, 0.0))
+    rects = [
+        f'<rect class="{cls}" x="{_n(f.x(i + dx))}" y="{_n(f.y(v))}"'
+        f' width="{_n(f.x(0.4) - f.x(0))}" height="{_n(f.y1 - f.y(v))}" fill="{colour}"/>'
+        for cls, colour, shares, dx in sides
+        for i, v in enumerate(shares)
+    ]
+    return [f'<g shape-rendering="crispEdges">{"".join(rects)}</g>']
+
+
+@dataclass
+class _Frame:
+    """The plot area in px, the data ranges it maps (x in bins or runs) and both axes' ticks,
+    so every part of a chart converts alike. The area leaves room below for the x labels (from
+    their estimated width) and the axis title, left for the y labels, the axis title and a long
+    rotated first x label, and `right` px on the right (a legend)."""
+
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+    x_at: list[int]
+    x_text: list[str]
+    rotated: bool
+    percent: bool
+    right: float
+    y_at: list[float] = field(init=False)
+    y_text: list[str] = field(init=False)
+    x0: float = field(init=False)
+    y1: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.y_at = _ticks(*self.ylim)
+        self.y_text = _tick_text(self.y_at, self.percent)
+        left = 2 * FONT_PX + TICK + 4 + max(_width(t) for t in self.y_text)
+        if self.rotated and self.x_at:  # the first label runs left of its tick by w x cos 30
+            lo, hi = self.xlim
+            first = (self.x_at[0] - lo) / (hi - lo) * (WIDTH - left - self.right)
+            left = max(left, _COS * _width(self.x_text[0]) + 4 - first)
+        self.x0, self.y1 = left, HEIGHT - self.drop - FONT_PX - 7
+        self.x1, self.y0 = WIDTH - self.right, _TOP
+
+    @property
+    def drop(self) -> float:
+        """How far below the axis the x labels reach (marks, labels, the rotation's slope)."""
+        if self.rotated:
+            return TICK + 11 + _SIN * max((_width(t) for t in self.x_text), default=0)
+        return TICK + 6 + FONT_PX
+
+    def x(self, value: float) -> float:
+        lo, hi = self.xlim
+        return self.x0 + (value - lo) / (hi - lo) * (self.x1 - self.x0)
+
+    def y(self, value: float) -> float:
+        lo, hi = self.ylim
+        return self.y1 - (value - lo) / (hi - lo) * (self.y1 - self.y0)
+
+
+def _grid(f: _Frame) -> list[str]:
+    """Light horizontal lines at the y ticks, drawn first so the data covers them."""
+    lines = "".join(
+        f'<line x1="{_n(f.x0)}" x2="{_n(f.x1)}" y1="{_n(f.y(v))}" y2="{_n(f.y(v))}"/>'
+        for v in f.y_at
+    )
+    return [f'<g stroke="{GRID}" stroke-width="0.8">{lines}</g>']
+
+
+def _axes(f: _Frame, xlabel: str, ylabel: str) -> list[str]:
+    """Left and bottom axis lines, tick marks, tick labels (x ones rotated 30 degrees and
+    right-aligned at their tick when `f.rotated`) and the axis titles, over the data."""
+    bottom, left = _n(f.y1), _n(f.x0)
+    marks = "".join(
+        f'<line x1="{_n(f.x(v))}" x2="{_n(f.x(v))}" y1="{bottom}" y2="{_n(f.y1 + TICK)}"/>'
+        for v in f.x_at
+    ) + "".join(
+        f'<line x1="{_n(f.x0 - TICK)}" x2="{left}" y1="{_n(f.y(v))}" y2="{_n(f.y(v))}"/>'
+        for v in f.y_at
+    )
+    if f.rotated:  # the label's end on the tick, its top just under the tick mark
+        x_labels = "".join(
+            f'<text transform="translate({_n(f.x(v) + 2)} {_n(f.y1 + TICK + 9)}) rotate(-30)">'
+            f"{esc(t)}</text>"
+            for v, t in zip(f.x_at, f.x_text, strict=True)
         )
-        ax.set_xlim(-0.6, n - 0.4)
-        _finish(fig, ax, base + cur, title, xlabel)
-        _margins(fig, shown, rotated=n > 4, first_at=0.6 / max(n, 1))
-        return _png(fig)
+    else:
+        x_labels = "".join(
+            f'<text x="{_n(f.x(v))}" y="{_n(f.y1 + TICK + 2 + FONT_PX)}">{esc(t)}</text>'
+            for v, t in zip(f.x_at, f.x_text, strict=True)
+        )
+    y_labels = "".join(
+        f'<text x="{_n(f.x0 - TICK - 3)}" y="{_n(f.y(v) + FONT_PX * 0.35)}">{esc(t)}</text>'
+        for v, t in zip(f.y_at, f.y_text, strict=True)
+    )
+    mid_x, mid_y = _n((f.x0 + f.x1) / 2), _n((f.y0 + f.y1) / 2)
+    return [
+        f'<g stroke="{INK}" stroke-width="0.8">{marks}</g>',
+        f'<path d="M{left} {_n(f.y0)}V{bottom}H{_n(f.x1)}" fill="none" stroke="{AXIS}"'
+        ' stroke-width="0.8"/>',
+        f'<g fill="{INK}">',
+        f'<g text-anchor="{"end" if f.rotated else "middle"}">{x_labels}</g>',
+        f'<text x="{mid_x}" y="{_n(f.y1 + f.drop + FONT_PX + 2)}" text-anchor="middle">'
+        f"{esc(xlabel)}</text>",
+        f'<g text-anchor="end">{y_labels}</g>',
+        f'<text transform="translate({_n(FONT_PX)} {mid_y}) rotate(-90)" text-anchor="middle">'
+        f"{esc(ylabel)}</text>",
+        "</g>",
+    ]
 
 
-def _finish(fig: Any, ax: Any, values: list[float], title: str, xlabel: str) -> None:
-    from matplotlib.ticker import MaxNLocator, PercentFormatter
-
-    ax.set_ylim(0, max(0.01, *values) * 1.1)
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("share of rows")
-    ax.set_title(title, loc="left", fontsize=10, y=1.0)  # y given: no search for a free spot
-    ax.grid(axis="y", color="#e6e6e6", linewidth=0.8)
-    ax.legend(loc="lower right", bbox_to_anchor=(1, 1), ncol=2, fontsize=8, borderaxespad=0.2)
+def _title(title: str, x: float, room: float) -> str:
+    """The chart's title, cut to the room it has (the full name is in the aria-label)."""
+    text = _cut(title, max(8, int(room / (CHAR_PX * TITLE_PX / FONT_PX))))
+    return (
+        f'<text class="title" x="{_n(x)}" y="18" font-size="{TITLE_PX}" fill="{INK}">'
+        f"{esc(text)}</text>"
+    )
 
 
-def _margins(fig: Any, x_labels: Sequence[str], *, rotated: bool, first_at: float) -> None:
-    """Room for the labels around the axes, from their lengths, instead of `layout="tight"`.
-
-    Tight layout measures every text once more before drawing: a third of a histogram's
-    drawing time, and the report draws seven of them in every run with drift on. The charts'
-    texts are known (percent ticks, edge or category labels, one title and legend row), so a
-    character-width estimate places them; `first_at` is where the first x tick sits (axes
-    fraction): a long rotated first label may need more room on the left.
-    """
-    width, height = SIZE[0] * DPI, SIZE[1] * DPI
-    em = _RC["font.size"] * DPI / 72  # the tick font's size in pixels
-    longest = max((len(t) for t in x_labels), default=1) * _CHAR * em
-    drop = 0.5 * longest + 0.87 * em if rotated else em  # rotated 30 degrees, ha="right"
-    bottom = (drop + 3.6 * em) / height  # ticks, their labels, the axis label
-    left = 8.0 * em / width  # "100.0%" and the axis label
-    right = 1 - 0.5 * em / width
-    if rotated:  # the first label extends left of its tick by its width x cos 30
-        reach = 0.87 * longest - first_at * (right - left) * width
-        left = max(left, (reach + 0.5 * em) / width)
-    fig.subplots_adjust(left=left, right=right, bottom=min(bottom, 0.5), top=1 - 2.6 * em / height)
+def _legend(entries: list[tuple[str, str, str]], x: float, y: float, *, across: bool) -> str:
+    """Legend entries (swatch kind, colour, text): a row ending at `x` (across) or a column
+    starting at `x`; `y` is the first entry's text baseline."""
+    widths = [22 + _width(t, SMALL_PX) for _, _, t in entries]
+    start = x - sum(widths) - 12 * (len(widths) - 1) if across else x
+    items = []
+    for k, (kind, colour, text) in enumerate(entries):
+        ex, ey = (start + sum(widths[:k]) + 12 * k, y) if across else (x, y + 16 * k)
+        items.append(_swatch(kind, colour, ex, ey - SMALL_PX * 0.35))
+        items.append(f'<text x="{_n(ex + 22)}" y="{_n(ey)}">{esc(text)}</text>')
+    return f'<g class="legend" font-size="{SMALL_PX}" fill="{INK}">{"".join(items)}</g>'
 
 
-@contextmanager
-def _figure(tight: bool = False) -> Iterator[tuple[Any, Any]]:
-    """A Figure with one axes on the Agg canvas, inside the charts' rc settings (saving too);
-    `tight`: laid out by matplotlib (the history lines, whose legend sits right of the axes),
-    else the caller places the axes (`_margins`)."""
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=SIZE, dpi=DPI, layout="tight" if tight else None)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-        ax.spines[["top", "right"]].set_visible(False)
-        ax.set_axisbelow(True)
-        yield fig, ax
+def _swatch(kind: str, colour: str, x: float, mid: float) -> str:
+    """A 16 px legend key centred on the text's middle `mid`: a line (with a marker) or a box."""
+    if kind in ("line", "marker"):
+        dot = f'<circle cx="{_n(x + 8)}" cy="{_n(mid)}" r="2.5" fill="{colour}"/>'
+        line = f'<line x1="{_n(x)}" x2="{_n(x + 16)}" y1="{_n(mid)}" y2="{_n(mid)}"'
+        return f'{line} stroke="{colour}" stroke-width="2"/>' + (dot if kind == "marker" else "")
+    opacity = {"area": 0.55, "band": 0.3}.get(kind, 1.0)
+    return (
+        f'<rect x="{_n(x)}" y="{_n(mid - 5)}" width="16" height="10" fill="{colour}"'
+        f' fill-opacity="{opacity:g}"/>'
+    )
 
 
-def _png(fig: Any) -> bytes:
-    """PNG bytes of one Agg drawing, opaque RGB, no metadata (no "Software", no timestamp).
+def _series(f: _Frame, name: str, values: Sequence[float | None], colour: str) -> str:
+    """One series: a line through its runs (broken where a run has none) and a dot per run."""
+    path, dots, pen = [], [], "M"
+    for i, v in enumerate(values):
+        if v is None:
+            pen = "M"  # a gap: the next value starts a new piece of line
+            continue
+        x, y = _n(f.x(i)), _n(f.y(v))
+        path.append(f"{pen}{x} {y}")
+        dots.append(f'<circle cx="{x}" cy="{y}" r="2.5"/>')
+        pen = "L"
+    return (
+        f'<g class="series" fill="{colour}"><title>{esc(name)}</title><path d="{"".join(path)}"'
+        f' fill="none" stroke="{colour}" stroke-width="1.6" stroke-linejoin="round"/>'
+        f"{''.join(dots)}</g>"
+    )
 
-    Pillow encodes the canvas directly: `savefig` costs two drawings' time (it redraws for its
-    own dpi and face colour), and the report draws its charts in every run with drift on.
-    """
-    from PIL import Image
 
-    fig.canvas.draw()
-    rgba = memoryview(fig.canvas.buffer_rgba())
-    image = Image.frombuffer("RGBA", (rgba.shape[1], rgba.shape[0]), rgba, "raw", "RGBA", 0, 1)
-    buf = io.BytesIO()
-    image.convert("RGB").save(buf, format="png")
-    return buf.getvalue()
+def _guides(f: _Frame, guides: Mapping[str, float]) -> list[str]:
+    """Dashed horizontal guides, each labelled at the right end above it (on a white halo so
+    a line passing under the label does not hide it)."""
+    rows = [(text, _n(f.y(y))) for text, y in guides.items()]
+    lines = "".join(f'<line x1="{_n(f.x0)}" x2="{_n(f.x1)}" y1="{y}" y2="{y}"/>' for _, y in rows)
+    labels = "".join(
+        f'<text x="{_n(f.x1 - 2)}" y="{y}" dy="-3">{esc(text)}</text>' for text, y in rows
+    )
+    return [
+        f'<g stroke="#777" stroke-width="0.9" stroke-dasharray="4 3">{lines}</g>',
+        '<g class="guides" font-size="10" fill="#555" text-anchor="end" stroke="#fff"'
+        f' stroke-width="3" paint-order="stroke">{labels}</g>',
+    ]
+
+
+def _svg(cls: str, label: str, body: list[str]) -> str:
+    """The <svg> element: accessible name as aria-label and <title>, scaled by its viewBox."""
+    head = (
+        f'<svg class="{cls}" role="img" aria-label="{esc(label)}"'
+        f' xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}"'
+        f' viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="{FONT_PX}">'
+        f"\n<title>{esc(label)}</title>"
+    )
+    return "\n".join([head, *body, "</svg>"])
+
+
+def _ticks(lo: float, hi: float, most: int = 5) -> list[float]:
+    """Round ticks within [lo, hi]: the smallest 1/2/2.5/5 x 10^k step leaving at most `most`
+    whole intervals between them, as matplotlib's MaxNLocator (0-1,081 rows: 0, 200, ... 1,000)."""
+    power = 10.0 ** math.floor(math.log10((hi - lo) / most))
+    for step in (m * power for m in (1, 2, 2.5, 5, 10)):  # 10 x power always fits
+        first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+        if last - first <= most:
+            break
+    digits = 8 - math.floor(math.log10(step))  # rounds away float noise like 0.30000000000000004
+    return [round(k * step, digits) + 0.0 for k in range(first, last + 1)]
+
+
+def _tick_text(ticks: Sequence[float], percent: bool) -> list[str]:
+    """Tick labels with the fewest decimals that show every tick exactly (thousands grouped)."""
+    scaled = [t * 100 if percent else t for t in ticks]
+    digits = 0
+    while digits < 6 and any(abs(round(v, digits) - v) > 1e-9 * max(1, abs(v)) for v in scaled):
+        digits += 1
+    return [f"{v:,.{digits}f}" + ("%" if percent else "") for v in scaled]
+
+
+def _n(value: float) -> str:
+    """A px coordinate, short and stable: two decimals at most, no trailing zeros, no -0."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _width(text: str, px: float = FONT_PX) -> float:
+    return len(text) * CHAR_PX * px / FONT_PX
+
+
+def _finite(value: Any) -> float | None:
+    """A value to plot, or None (a gap) when it is missing or not a finite number."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number") from None
+    return number if math.isfinite(number) else None
 
 
 def _shares(histogram: Mapping[str, Any], side: str) -> list[float]:
     try:
-        return [0.0 if v is None else float(v) for v in histogram.get(side) or []]
+        shares = [0.0 if v is None else float(v) for v in histogram.get(side) or []]
     except (TypeError, ValueError):
         raise ValueError(f"the {side} shares are not numbers") from None
+    if not all(math.isfinite(s) for s in shares):
+        raise ValueError(f"the {side} shares are not all finite")
+    return shares
 
 
 def _pool(labels: list[str], base: list[float], cur: list[float]) -> tuple[list[str], ...]:

@@ -2,7 +2,8 @@
 
 It takes the rows of `pipelines.monitoring.history` (plain dicts) and imports nothing of that
 package, so the reports stay below monitoring. One self-contained file like the run report:
-inline CSS, PNG `data:` images, no scripts; every value from data is escaped.
+inline CSS, inline SVG charts drawn without matplotlib, no scripts; every value from data is
+escaped.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from pipelines.reports.charts import esc
 from pipelines.reports.drift import badge
-from pipelines.reports.drift_charts import data_uri, lines_png
+from pipelines.reports.drift_charts import lines_svg
 from pipelines.reports.style import CSS
 
 TOP_FEATURES = 5  # features drawn in the PSI plot: those that drifted most in any run
@@ -89,15 +90,11 @@ def _plots(rows: Sequence[Mapping[str, Any]], top: list[str]) -> list[str]:
         charts.append(("Estimated and realized performance", perf, "metric", {}))
     parts = ['<section><h2>Over run keys</h2><div class="drift-charts">']
     for title, series, ylabel, extra in charts:
-        try:
-            png = lines_png(x, series, title=title, ylabel=ylabel, statuses=statuses, **extra)
-        except ImportError:
-            parts.append("<p>(The plots need matplotlib, which is not installed.)</p>")
-            break
-        parts.append(
-            f'<figure><img class="history-chart" src="{data_uri(png)}" '
-            f'alt="{esc(title)} over run keys" data-chart="{esc(title)}"></figure>'
+        label = f"{title} over run keys"
+        svg = lines_svg(
+            x, series, title=title, ylabel=ylabel, label=label, statuses=statuses, **extra
         )
+        parts.append(f'<figure data-chart="{esc(title)}">{svg}</figure>')
     parts.append("</div></section>")
     return parts
 

@@ -28,8 +28,8 @@ td.num{text-align:right;white-space:nowrap}
 h3{font-size:15px;margin:20px 0 6px}h2 .badge{vertical-align:middle;margin-left:8px}
 .badge{white-space:nowrap}.scroll{overflow-x:auto}
 .drift-charts{display:flex;flex-wrap:wrap;gap:12px}.drift-charts figure{margin:0}
-img.drift-chart,img.history-chart{width:570px;max-width:100%;height:auto;
-border:1px solid #eee;border-radius:6px}
+svg.drift-chart,svg.history-chart{display:block;width:570px;max-width:100%;height:auto;
+border:1px solid #eee;border-radius:6px;background:#fff}
 """
 
 # What each timing measures (run/shard.py, run/plan.py, run/finalize.py), in the run's order.
