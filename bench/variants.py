@@ -91,7 +91,7 @@ def run_batchscore(args: argparse.Namespace) -> dict[str, Any]:
     import pipelines.run.pipeline as run
     from pipelines.cli import main
 
-    _preimport_gate(args.set)
+    _preimport_gate(args.set, args.workers)
     phases: dict[str, float] = {}
 
     def timed(name: str, fn: Any) -> Any:
@@ -177,8 +177,9 @@ def score_argv(
     ]  # fmt: skip
 
 
-def _preimport_gate(sets: list[str]) -> None:
-    """Import GX before the timer only when this run's gate will import it anyway.
+def _preimport_gate(sets: list[str], workers: int = 1) -> None:
+    """Import GX before the timer only when this run's gate will import it anyway, and before
+    its work starts (not on a pool with the fast engine: that run imports GX while it scores).
 
     The whole-process time must stay what `batchscore score` costs: GX takes ~1.8 s to import,
     and a run with the gate off, or with the fast engine and no GX audit (`audit_rows` 0), never
@@ -188,14 +189,22 @@ def _preimport_gate(sets: list[str]) -> None:
     from pipelines.config import load_config
 
     overrides = dict(kv.split("=", 1) for kv in sets if "=" in kv)
+    overrides["score.workers"] = str(workers)
     try:
-        validation = load_config(ROOT / "params.yaml", overrides).validation
+        cfg = load_config(ROOT / "params.yaml", overrides)
     except Exception:  # noqa: BLE001 - the run itself reports it
         return
+    validation = cfg.validation
     if not validation.enabled:
         return
     import pipelines.quality.gate  # noqa: F401
 
+    try:
+        from pipelines.run.gx_overlap import overlaps_gx_check
+    except ImportError:  # a tree from before the overlap
+        overlaps_gx_check = None
+    if overlaps_gx_check is not None and overlaps_gx_check(cfg):
+        return  # the run imports GX itself, in the parent while its workers score
     engine = getattr(validation, "engine", "gx")
     if engine == "gx" or getattr(validation, "audit_rows", 0):
         import great_expectations  # noqa: F401
