@@ -68,6 +68,7 @@ def plan_run(
     whose columns do not fit the model, unreadable suites, or a run key already published with
     other inputs (unless overwrite). `gx_check=False` leaves GX's own kwargs check of the suites
     to the caller (`run_suites`), who runs it while the shards score (run/pipeline.py).
+    It is long because it is the plan's table of contents: one line per check, in their order.
     """
     started = time.time()
     spec = champion_spec(cfg)
