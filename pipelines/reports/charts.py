@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 BAR = "#3572b0"
@@ -53,7 +53,7 @@ def histogram_svg(edges: Sequence[float], counts: Sequence[int]) -> str:
         f'<svg class="chart" role="img" aria-label="{esc(_LABEL)}"'
         f' xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}"'
         f' viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="{FONT_PX}">',
-        *_grid(box, y_ticks),
+        grid(box.x0, box.x1, [box.y(v) for v in y_ticks]),
         *_bars(box, xs, ns),
         *_axes(box, x_ticks, x_text, y_ticks, y_text),
         "</svg>",
@@ -79,7 +79,7 @@ class _Box:
         return self.y1 - value / self.top * (self.y1 - self.y0)
 
 
-def _n(value: float) -> str:
+def px(value: float) -> str:
     """A px coordinate, short and stable: two decimals at most, no trailing zeros, no -0."""
     text = f"{value:.2f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
@@ -109,13 +109,36 @@ def _y_ticks(top: float, most: int = 5) -> list[int]:
         power *= 10
 
 
-def _grid(box: _Box, y_ticks: Sequence[int]) -> list[str]:
-    """Light horizontal lines at the y ticks, drawn first so the bars cover them."""
-    lines = "".join(
-        f'<line x1="{_n(box.x0)}" x2="{_n(box.x1)}" y1="{_n(box.y(v))}" y2="{_n(box.y(v))}"/>'
-        for v in y_ticks
+def grid(x0: float, x1: float, rows: Iterable[float]) -> str:
+    """Light horizontal lines across the plot at these px rows (the y ticks), drawn first so the
+    data covers them: every chart of the report draws its grid here."""
+    lines = "".join(f'<line x1="{px(x0)}" x2="{px(x1)}" y1="{px(y)}" y2="{px(y)}"/>' for y in rows)
+    return f'<g stroke="{GRID}" stroke-width="0.8">{lines}</g>'
+
+
+def frame_marks(
+    x0: float, y0: float, x1: float, y1: float, cols: Iterable[float], rows: Iterable[float]
+) -> list[str]:
+    """The tick marks (below the x axis at px `cols`, left of the y axis at px `rows`) and the
+    left and bottom axis lines of the plot area (x0, y0)-(x1, y1): shared by every chart."""
+    marks = "".join(
+        f'<line x1="{px(x)}" x2="{px(x)}" y1="{px(y1)}" y2="{px(y1 + TICK)}"/>' for x in cols
+    ) + "".join(
+        f'<line x1="{px(x0 - TICK)}" x2="{px(x0)}" y1="{px(y)}" y2="{px(y)}"/>' for y in rows
     )
-    return [f'<g stroke="{GRID}" stroke-width="0.8">{lines}</g>']
+    return [
+        f'<g stroke="{INK}" stroke-width="0.8">{marks}</g>',
+        f'<path d="M{px(x0)} {px(y0)}V{px(y1)}H{px(x1)}" fill="none" stroke="{AXIS}"'
+        ' stroke-width="0.8"/>',
+    ]
+
+
+def y_labels(x0: float, rows: Iterable[float], texts: Iterable[str]) -> str:
+    """The y tick labels, right-aligned left of the marks and centred on their px rows."""
+    return "".join(
+        f'<text x="{px(x0 - TICK - 3)}" y="{px(y + FONT_PX * 0.35)}">{esc(t)}</text>'
+        for y, t in zip(rows, texts, strict=True)
+    )
 
 
 def _bars(box: _Box, edges: Sequence[float], counts: Sequence[int]) -> list[str]:
@@ -126,8 +149,8 @@ def _bars(box: _Box, edges: Sequence[float], counts: Sequence[int]) -> list[str]
             continue
         x, x_end, y = box.x(edges[i]), box.x(edges[i + 1]), box.y(count)
         rects.append(
-            f'<rect class="bar" x="{_n(x)}" y="{_n(y)}" width="{_n(x_end - x)}"'
-            f' height="{_n(box.y1 - y)}"/>'
+            f'<rect class="bar" x="{px(x)}" y="{px(y)}" width="{px(x_end - x)}"'
+            f' height="{px(box.y1 - y)}"/>'
         )
     return [f'<g fill="{BAR}" shape-rendering="crispEdges">{"".join(rects)}</g>']
 
@@ -140,33 +163,20 @@ def _axes(
     y_text: Sequence[str],
 ) -> list[str]:
     """Left and bottom axis lines, tick marks, tick labels and axis titles, over the bars."""
-    bottom, left = _n(box.y1), _n(box.x0)
-    marks = "".join(
-        f'<line x1="{_n(box.x(v))}" x2="{_n(box.x(v))}" y1="{bottom}" y2="{_n(box.y1 + TICK)}"/>'
-        for v in x_ticks
-    ) + "".join(
-        f'<line x1="{_n(box.x0 - TICK)}" x2="{left}" y1="{_n(box.y(v))}" y2="{_n(box.y(v))}"/>'
-        for v in y_ticks
-    )
-    label_y = _n(box.y1 + TICK + 2 + FONT_PX)  # baseline: one line of text below the marks
+    label_y = px(box.y1 + TICK + 2 + FONT_PX)  # baseline: one line of text below the marks
     x_labels = "".join(
-        f'<text x="{_n(box.x(v))}" y="{label_y}">{esc(t)}</text>'
+        f'<text x="{px(box.x(v))}" y="{label_y}">{esc(t)}</text>'
         for v, t in zip(x_ticks, x_text, strict=True)
     )
-    y_labels = "".join(
-        f'<text x="{_n(box.x0 - TICK - 3)}" y="{_n(box.y(v) + FONT_PX * 0.35)}">{esc(t)}</text>'
-        for v, t in zip(y_ticks, y_text, strict=True)
-    )
-    mid_x, mid_y = _n((box.x0 + box.x1) / 2), _n((box.y0 + box.y1) / 2)
-    title_x, title_y = _n(FONT_PX), _n(HEIGHT - 6)
+    mid_x, mid_y = px((box.x0 + box.x1) / 2), px((box.y0 + box.y1) / 2)
+    title_x, title_y = px(FONT_PX), px(HEIGHT - 6)
+    rows = [box.y(v) for v in y_ticks]
     return [
-        f'<g stroke="{INK}" stroke-width="0.8">{marks}</g>',
-        f'<path d="M{left} {_n(box.y0)}V{bottom}H{_n(box.x1)}" fill="none" stroke="{AXIS}"'
-        ' stroke-width="0.8"/>',
+        *frame_marks(box.x0, box.y0, box.x1, box.y1, [box.x(v) for v in x_ticks], rows),
         f'<g fill="{INK}">',
         f'<g text-anchor="middle">{x_labels}</g>',
         f'<text x="{mid_x}" y="{title_y}" text-anchor="middle">{esc("score")}</text>',
-        f'<g text-anchor="end">{y_labels}</g>',
+        f'<g text-anchor="end">{y_labels(box.x0, rows, y_text)}</g>',
         f'<text transform="translate({title_x} {mid_y}) rotate(-90)" text-anchor="middle">'
         f"{esc('rows')}</text>",
         "</g>",

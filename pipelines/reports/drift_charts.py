@@ -14,7 +14,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.reports.charts import AXIS, CHAR_PX, FONT_PX, GRID, INK, TICK, WIDTH, esc
+from pipelines.reports.charts import (
+    CHAR_PX,
+    FONT_PX,
+    INK,
+    TICK,
+    WIDTH,
+    esc,
+    frame_marks,
+    grid,
+    px,
+    y_labels,
+)
 
 BASELINE = "#9aa5b1"
 CURRENT = "#3572b0"
@@ -83,12 +94,15 @@ def lines_svg(
     right = 40 + max((_width(t, SMALL_PX) for _, _, t in legend), default=0)
     f = _Frame((-0.5, n - 0.5), (lo, hi), at, shown, rotated=True, percent=percent, right=right)
     bands = "".join(
-        f'<rect x="{_n(f.x(i - 0.5))}" y="{_n(f.y0)}" width="{_n(f.x(i + 0.5) - f.x(i - 0.5))}"'
-        f' height="{_n(f.y1 - f.y0)}" fill="{STATUS_COLOURS[s]}"/>'
+        f'<rect x="{px(f.x(i - 0.5))}" y="{px(f.y0)}" width="{px(f.x(i + 0.5) - f.x(i - 0.5))}"'
+        f' height="{px(f.y1 - f.y0)}" fill="{STATUS_COLOURS[s]}"/>'
         for i, s in enumerate(list(statuses or [])[:n])
         if s in ("warn", "fail")
     )
-    body = [*_grid(f), f'<g class="bands" fill-opacity="0.15">{bands}</g>']
+    body = [
+        grid(f.x0, f.x1, [f.y(v) for v in f.y_at]),
+        f'<g class="bands" fill-opacity="0.15">{bands}</g>',
+    ]
     body += [_series(f, name, vs, c) for c, (name, vs) in zip(colours, values.items(), strict=True)]
     body += [*_guides(f, marks), *_axes(f, "run key", ylabel)]
     body.append(_title(title, f.x0, WIDTH - f.x0 - 8))
@@ -116,7 +130,7 @@ def _compare(
     kinds = ("area", "line") if numeric else ("bar", "bar")
     legend = [(kinds[0], BASELINE, "baseline"), (kinds[1], CURRENT, "this run")]
     room = f.x1 - f.x0 - sum(34 + _width(t, SMALL_PX) for _, _, t in legend)
-    parts = [*_grid(f), *data, *_axes(f, xlabel, "share of rows")]
+    parts = [grid(f.x0, f.x1, [f.y(v) for v in f.y_at]), *data, *_axes(f, xlabel, "share of rows")]
     return [*parts, _title(title, f.x0, room), _legend(legend, f.x1, 18, across=True)]
 
 
@@ -125,8 +139,8 @@ def _stairs(f: _Frame, base: list[float], cur: list[float]) -> list[str]:
 
     def path(shares: list[float]) -> str:
         """From the bottom left, up to each bin's share and across it, then back down."""
-        steps = "".join(f"V{_n(f.y(s))}H{_n(f.x(i + 1))}" for i, s in enumerate(shares))
-        return f"M{_n(f.x0)} {_n(f.y1)}{steps}V{_n(f.y1)}"
+        steps = "".join(f"V{px(f.y(s))}H{px(f.x(i + 1))}" for i, s in enumerate(shares))
+        return f"M{px(f.x0)} {px(f.y1)}{steps}V{px(f.y1)}"
 
     return [
         f'<path class="baseline" d="{path(base)}Z" fill="{BASELINE}" fill-opacity="0.55"/>',
@@ -138,8 +152,8 @@ def _side_bars(f: _Frame, base: list[float], cur: list[float]) -> list[str]:
     """Two bars per category, 0.4 wide each: the baseline left of the tick, this run right."""
     sides = (("baseline", BASELINE, base, -0.4), ("current", CURRENT, cur, 0.0))
     rects = [
-        f'<rect class="{cls}" x="{_n(f.x(i + dx))}" y="{_n(f.y(v))}"'
-        f' width="{_n(f.x(0.4) - f.x(0))}" height="{_n(f.y1 - f.y(v))}" fill="{colour}"/>'
+        f'<rect class="{cls}" x="{px(f.x(i + dx))}" y="{px(f.y(v))}"'
+        f' width="{px(f.x(0.4) - f.x(0))}" height="{px(f.y1 - f.y(v))}" fill="{colour}"/>'
         for cls, colour, shares, dx in sides
         for i, v in enumerate(shares)
     ]
@@ -192,52 +206,30 @@ class _Frame:
         return self.y1 - (value - lo) / (hi - lo) * (self.y1 - self.y0)
 
 
-def _grid(f: _Frame) -> list[str]:
-    """Light horizontal lines at the y ticks, drawn first so the data covers them."""
-    lines = "".join(
-        f'<line x1="{_n(f.x0)}" x2="{_n(f.x1)}" y1="{_n(f.y(v))}" y2="{_n(f.y(v))}"/>'
-        for v in f.y_at
-    )
-    return [f'<g stroke="{GRID}" stroke-width="0.8">{lines}</g>']
-
-
 def _axes(f: _Frame, xlabel: str, ylabel: str) -> list[str]:
     """Left and bottom axis lines, tick marks, tick labels (x ones rotated 30 degrees and
     right-aligned at their tick when `f.rotated`) and the axis titles, over the data."""
-    bottom, left = _n(f.y1), _n(f.x0)
-    marks = "".join(
-        f'<line x1="{_n(f.x(v))}" x2="{_n(f.x(v))}" y1="{bottom}" y2="{_n(f.y1 + TICK)}"/>'
-        for v in f.x_at
-    ) + "".join(
-        f'<line x1="{_n(f.x0 - TICK)}" x2="{left}" y1="{_n(f.y(v))}" y2="{_n(f.y(v))}"/>'
-        for v in f.y_at
-    )
     if f.rotated:  # the label's end on the tick, its top just under the tick mark
         x_labels = "".join(
-            f'<text transform="translate({_n(f.x(v) + 2)} {_n(f.y1 + TICK + 9)}) rotate(-30)">'
+            f'<text transform="translate({px(f.x(v) + 2)} {px(f.y1 + TICK + 9)}) rotate(-30)">'
             f"{esc(t)}</text>"
             for v, t in zip(f.x_at, f.x_text, strict=True)
         )
     else:
         x_labels = "".join(
-            f'<text x="{_n(f.x(v))}" y="{_n(f.y1 + TICK + 2 + FONT_PX)}">{esc(t)}</text>'
+            f'<text x="{px(f.x(v))}" y="{px(f.y1 + TICK + 2 + FONT_PX)}">{esc(t)}</text>'
             for v, t in zip(f.x_at, f.x_text, strict=True)
         )
-    y_labels = "".join(
-        f'<text x="{_n(f.x0 - TICK - 3)}" y="{_n(f.y(v) + FONT_PX * 0.35)}">{esc(t)}</text>'
-        for v, t in zip(f.y_at, f.y_text, strict=True)
-    )
-    mid_x, mid_y = _n((f.x0 + f.x1) / 2), _n((f.y0 + f.y1) / 2)
+    mid_x, mid_y = px((f.x0 + f.x1) / 2), px((f.y0 + f.y1) / 2)
+    rows = [f.y(v) for v in f.y_at]
     return [
-        f'<g stroke="{INK}" stroke-width="0.8">{marks}</g>',
-        f'<path d="M{left} {_n(f.y0)}V{bottom}H{_n(f.x1)}" fill="none" stroke="{AXIS}"'
-        ' stroke-width="0.8"/>',
+        *frame_marks(f.x0, f.y0, f.x1, f.y1, [f.x(v) for v in f.x_at], rows),
         f'<g fill="{INK}">',
         f'<g text-anchor="{"end" if f.rotated else "middle"}">{x_labels}</g>',
-        f'<text x="{mid_x}" y="{_n(f.y1 + f.drop + FONT_PX + 2)}" text-anchor="middle">'
+        f'<text x="{mid_x}" y="{px(f.y1 + f.drop + FONT_PX + 2)}" text-anchor="middle">'
         f"{esc(xlabel)}</text>",
-        f'<g text-anchor="end">{y_labels}</g>',
-        f'<text transform="translate({_n(FONT_PX)} {mid_y}) rotate(-90)" text-anchor="middle">'
+        f'<g text-anchor="end">{y_labels(f.x0, rows, f.y_text)}</g>',
+        f'<text transform="translate({px(FONT_PX)} {mid_y}) rotate(-90)" text-anchor="middle">'
         f"{esc(ylabel)}</text>",
         "</g>",
     ]
@@ -247,7 +239,7 @@ def _title(title: str, x: float, room: float) -> str:
     """The chart's title, cut to the room it has (the full name is in the aria-label)."""
     text = _cut(title, max(8, int(room / (CHAR_PX * TITLE_PX / FONT_PX))))
     return (
-        f'<text class="title" x="{_n(x)}" y="18" font-size="{TITLE_PX}" fill="{INK}">'
+        f'<text class="title" x="{px(x)}" y="18" font-size="{TITLE_PX}" fill="{INK}">'
         f"{esc(text)}</text>"
     )
 
@@ -261,19 +253,19 @@ def _legend(entries: list[tuple[str, str, str]], x: float, y: float, *, across: 
     for k, (kind, colour, text) in enumerate(entries):
         ex, ey = (start + sum(widths[:k]) + 12 * k, y) if across else (x, y + 16 * k)
         items.append(_swatch(kind, colour, ex, ey - SMALL_PX * 0.35))
-        items.append(f'<text x="{_n(ex + 22)}" y="{_n(ey)}">{esc(text)}</text>')
+        items.append(f'<text x="{px(ex + 22)}" y="{px(ey)}">{esc(text)}</text>')
     return f'<g class="legend" font-size="{SMALL_PX}" fill="{INK}">{"".join(items)}</g>'
 
 
 def _swatch(kind: str, colour: str, x: float, mid: float) -> str:
     """A 16 px legend key centred on the text's middle `mid`: a line (with a marker) or a box."""
     if kind in ("line", "marker"):
-        dot = f'<circle cx="{_n(x + 8)}" cy="{_n(mid)}" r="2.5" fill="{colour}"/>'
-        line = f'<line x1="{_n(x)}" x2="{_n(x + 16)}" y1="{_n(mid)}" y2="{_n(mid)}"'
+        dot = f'<circle cx="{px(x + 8)}" cy="{px(mid)}" r="2.5" fill="{colour}"/>'
+        line = f'<line x1="{px(x)}" x2="{px(x + 16)}" y1="{px(mid)}" y2="{px(mid)}"'
         return f'{line} stroke="{colour}" stroke-width="2"/>' + (dot if kind == "marker" else "")
     opacity = {"area": 0.55, "band": 0.3}.get(kind, 1.0)
     return (
-        f'<rect x="{_n(x)}" y="{_n(mid - 5)}" width="16" height="10" fill="{colour}"'
+        f'<rect x="{px(x)}" y="{px(mid - 5)}" width="16" height="10" fill="{colour}"'
         f' fill-opacity="{opacity:g}"/>'
     )
 
@@ -285,7 +277,7 @@ def _series(f: _Frame, name: str, values: Sequence[float | None], colour: str) -
         if v is None:
             pen = "M"  # a gap: the next value starts a new piece of line
             continue
-        x, y = _n(f.x(i)), _n(f.y(v))
+        x, y = px(f.x(i)), px(f.y(v))
         path.append(f"{pen}{x} {y}")
         dots.append(f'<circle cx="{x}" cy="{y}" r="2.5"/>')
         pen = "L"
@@ -299,10 +291,10 @@ def _series(f: _Frame, name: str, values: Sequence[float | None], colour: str) -
 def _guides(f: _Frame, guides: Mapping[str, float]) -> list[str]:
     """Dashed horizontal guides, each labelled at the right end above it (on a white halo so
     a line passing under the label does not hide it)."""
-    rows = [(text, _n(f.y(y))) for text, y in guides.items()]
-    lines = "".join(f'<line x1="{_n(f.x0)}" x2="{_n(f.x1)}" y1="{y}" y2="{y}"/>' for _, y in rows)
+    rows = [(text, px(f.y(y))) for text, y in guides.items()]
+    lines = "".join(f'<line x1="{px(f.x0)}" x2="{px(f.x1)}" y1="{y}" y2="{y}"/>' for _, y in rows)
     labels = "".join(
-        f'<text x="{_n(f.x1 - 2)}" y="{y}" dy="-3">{esc(text)}</text>' for text, y in rows
+        f'<text x="{px(f.x1 - 2)}" y="{y}" dy="-3">{esc(text)}</text>' for text, y in rows
     )
     return [
         f'<g stroke="#777" stroke-width="0.9" stroke-dasharray="4 3">{lines}</g>',
@@ -341,12 +333,6 @@ def _tick_text(ticks: Sequence[float], percent: bool) -> list[str]:
     while digits < 6 and any(abs(round(v, digits) - v) > 1e-9 * max(1, abs(v)) for v in scaled):
         digits += 1
     return [f"{v:,.{digits}f}" + ("%" if percent else "") for v in scaled]
-
-
-def _n(value: float) -> str:
-    """A px coordinate, short and stable: two decimals at most, no trailing zeros, no -0."""
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
 
 
 def _width(text: str, px: float = FONT_PX) -> float:

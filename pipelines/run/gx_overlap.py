@@ -10,11 +10,11 @@ nothing from overlapping, and checks before it scores, as the plan did.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import threading
 
 from pipelines.config import Settings
 from pipelines.run.plan import run_suites, uses_gx
+from pipelines.run.pool import start_method
 
 
 def overlaps_gx_check(cfg: Settings) -> bool:
@@ -24,7 +24,7 @@ def overlaps_gx_check(cfg: Settings) -> bool:
         uses_gx(cfg)
         and cfg.validation.engine == "fast"
         and cfg.score.resolved_workers > 1
-        and "fork" in mp.get_all_start_methods()
+        and start_method() == "fork"
     )
 
 

@@ -42,7 +42,7 @@ def score_in_pool(
     `after_fork` runs in the parent once every worker is forked (work that can overlap theirs)."""
     # fork: workers inherit the imported libraries (sklearn, pyarrow, GX cost seconds of CPU to
     # import) and the verified model, instead of loading them again; spawn where there is no fork.
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    method = start_method()
     ctx = mp.get_context(method)
     if method == "fork" and uses_gx(cfg) and cfg.validation.engine == "gx":
         # GX on every batch: imported once, here, for every worker (the fast engine's workers
@@ -88,6 +88,11 @@ def score_in_pool(
         _restore(saved)
         queue.put(None)
         reader.join(timeout=5)
+
+
+def start_method() -> str:
+    """How the pool starts its workers: fork where the OS can (they inherit what is imported)."""
+    return "fork" if "fork" in mp.get_all_start_methods() else "spawn"
 
 
 def deliver(progress: Progress, message: Any) -> None:
