@@ -15,9 +15,10 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
+from queue import Empty
 from typing import Any
 
 from pipelines.config import Settings
@@ -54,24 +55,21 @@ def score_in_pool(
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
     os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))
 
-    def drain() -> None:
-        while (message := queue.get()) is not None:
-            deliver(progress, message)
-
-    reader = threading.Thread(target=drain, daemon=True)
+    reader = ProgressReader(queue, progress)
     route = progress.mode == "bar"  # a display runs: workers' log lines go through the parent
     try:
         with ProcessPoolExecutor(
             workers, mp_context=ctx, initializer=init_worker, initargs=(queue, slots, route)
         ) as pool:
-            with progress.paused():  # the display's thread stops while the workers fork
-                futures = [pool.submit(_worker, cfg, plan, i) for i in range(len(plan.shards))]
-            reader.start()  # only once the workers exist: never fork with a live thread of ours
-            if after_fork is not None:
-                after_fork()
             try:
-                return [f.result() for f in futures]
+                with progress.paused():  # the display's thread stops while the workers fork
+                    futures = [pool.submit(_worker, cfg, plan, i) for i in range(len(plan.shards))]
+                reader.start()  # only once the workers exist: never fork with a live thread of ours
+                if after_fork is not None:
+                    after_fork()
+                results = _results(futures)
             except BrokenProcessPool:  # a worker was killed (SIGKILL, the OOM killer)
+                reader.abandon()
                 _stop(pool)
                 raise WorkerLostError(
                     "a worker process died while scoring (killed, or out of memory?)",
@@ -80,14 +78,55 @@ def score_in_pool(
                     "score.workers",
                 ) from None
             except BaseException:  # a failed shard, or SIGTERM: stop the others now
+                reader.abandon()
                 _stop(pool)
                 raise
+        return results
     finally:
-        if not reader.is_alive():
-            reader.start()  # so the sentinel below is consumed
         _restore(saved)
-        queue.put(None)
-        reader.join(timeout=5)
+        reader.close()
+
+
+class ProgressReader:
+    """The parent's thread that delivers the workers' messages until the pool is over.
+
+    It is stopped by an event, never by a sentinel put on the queue: a worker killed inside a put
+    can leave the queue's shared write lock held for ever, and the parent's put would then block
+    its feeder thread, which the interpreter joins at exit (a run that said it had stopped, and
+    hung). After a clean end every worker has exited, so all they sent is in the pipe to drain.
+    """
+
+    def __init__(self, queue: Any, progress: Progress) -> None:
+        self._queue, self._progress = queue, progress
+        self._done, self._abandoned = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="progress-reader")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def abandon(self) -> None:
+        """The workers are being killed: what is left in the pipe may be torn; drop it."""
+        self._abandoned.set()
+
+    def close(self) -> None:
+        """Deliver what is left (after a clean end) and stop the thread."""
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=1 if self._abandoned.is_set() else 30)
+
+    def _run(self) -> None:
+        while not self._abandoned.is_set():
+            try:
+                message = self._queue.get(timeout=0.1)
+            except Empty:
+                if self._done.is_set():
+                    return
+                continue
+            except Exception:  # a torn message from a killed worker
+                if self._abandoned.is_set():
+                    return
+                raise
+            deliver(self._progress, message)
 
 
 def start_method() -> str:
@@ -168,6 +207,14 @@ def pin_to_own_cpu(slots: Any) -> int | None:
 def _worker(cfg: Settings, plan: RunPlan, index: int) -> ShardResult:
     on_rows = partial(_report, _progress_queue, index) if _progress_queue else None
     return score_shard(cfg, plan, index, on_rows)
+
+
+def _results(futures: list[Future[ShardResult]]) -> list[ShardResult]:
+    """Every shard's result, in shard order; a failure raises as soon as it happens, not once the
+    shards before it are done (their workers are stopped then, not waited for)."""
+    for future in as_completed(futures):
+        future.result()
+    return [f.result() for f in futures]
 
 
 def _report(queue: Any, index: int, rows: int) -> None:

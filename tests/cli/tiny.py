@@ -58,6 +58,26 @@ def tiny_data(path: Path, rows: int, age_mean: float, seed: int) -> list[int]:
     return ids
 
 
+def sharded_run(folder: Path, rows: int, shards: int) -> list[str]:
+    """The tiny model and a `data.parquet` of `shards` row groups of `rows` in `folder` (one shard
+    each); return a `score` command line for them, output under `folder/out`, workers not pinned."""
+    sha = tiny_model(folder)
+    rng = np.random.default_rng(3)
+    n = rows * shards
+    frame = pd.DataFrame(
+        {
+            "patient_id": np.arange(n, dtype="int64") + FIRST_ID,
+            "age": rng.normal(50, 8, n),
+            "bmi": rng.normal(25, 4, n),
+        }
+    )
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, folder / "data.parquet", row_group_size=rows)
+    return ["score", "--input", "data.parquet", "--model", "model.skops", "--model-sha256", sha,
+            "--id-column", "patient_id", "--run-key", "r1", "--output", f"file://{folder}/out",
+            "--set", f"score.shard_rows={rows}", "--set", "score.pin_workers=false"]  # fmt: skip
+
+
 def batchscore(
     cwd: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:

@@ -9,15 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import load_config
 from pipelines.run.gx_overlap import overlaps_gx_check
-from tests.cli.tiny import FIRST_ID, tiny_model
+from tests.cli.tiny import sharded_run
 
 ROWS, SHARDS = 3_000, 3
 SPY = """
@@ -36,22 +32,7 @@ sys.exit(main())
 
 @pytest.fixture
 def folder(tmp_path: Path) -> tuple[Path, list[str]]:
-    sha = tiny_model(tmp_path)
-    rng = np.random.default_rng(3)
-    n = ROWS * SHARDS
-    frame = pd.DataFrame(
-        {
-            "patient_id": np.arange(n, dtype="int64") + FIRST_ID,
-            "age": rng.normal(50, 8, n),
-            "bmi": rng.normal(25, 4, n),
-        }
-    )
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table, tmp_path / "data.parquet", row_group_size=ROWS)
-    args = ["score", "--input", "data.parquet", "--model", "model.skops", "--model-sha256", sha,
-            "--id-column", "patient_id", "--run-key", "r1", "--output", f"file://{tmp_path}/out",
-            "--set", f"score.shard_rows={ROWS}", "--set", "score.progress=off",
-            "--set", "score.pin_workers=false"]  # fmt: skip
+    args = [*sharded_run(tmp_path, ROWS, SHARDS), "--set", "score.progress=off"]
     return tmp_path, args
 
 
