@@ -21,6 +21,17 @@ from tests.paths import ROOT
 # fixture modules shared by several test folders (s3_fixtures first: dvc_fixtures uses it)
 pytest_plugins = ["tests.s3_fixtures", "tests.dvc_fixtures"]
 
+
+@pytest.fixture(autouse=True)
+def _no_stop_carried_over() -> Any:
+    """A test that sent this process a SIGTERM leaves the stop recorded (termination.py); the
+    next test's run must not find it."""
+    yield
+    from pipelines import termination
+
+    termination.reset()
+
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from queue import Empty
@@ -26,6 +26,7 @@ from pipelines.errors import WorkerLostError
 from pipelines.progress import Progress
 from pipelines.run.plan import RunPlan, ShardResult, uses_gx
 from pipelines.run.shard import score_shard
+from pipelines.termination import stop_if_asked
 
 _progress_queue: Any = None  # set in each worker by `init_worker`
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -211,9 +212,14 @@ def _worker(cfg: Settings, plan: RunPlan, index: int) -> ShardResult:
 
 def _results(futures: list[Future[ShardResult]]) -> list[ShardResult]:
     """Every shard's result, in shard order; a failure raises as soon as it happens, not once the
-    shards before it are done (their workers are stopped then, not waited for)."""
-    for future in as_completed(futures):
-        future.result()
+    shards before it are done (their workers are stopped then, not waited for), and so does a
+    SIGTERM whose exception was dropped while the parent waited (termination.py)."""
+    pending: set[Future[ShardResult]] = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
+        for future in done:
+            future.result()
+        stop_if_asked()
     return [f.result() for f in futures]
 
 

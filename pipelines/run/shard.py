@@ -66,6 +66,7 @@ from pipelines.run.scoring import (
 from pipelines.storage.base import ObjectStore
 from pipelines.storage.hashing import sha256_file
 from pipelines.storage.open import open_store
+from pipelines.termination import stop_if_asked
 
 log = logging.getLogger(__name__)
 # a shard's parts, in the manifest's order ("challenger" only with a shadow model)
@@ -109,6 +110,7 @@ def score_shard(
             run.batch(raw)
             if on_rows:
                 on_rows(len(raw))
+            stop_if_asked()  # a SIGTERM whose exception was dropped (termination.py)
         check_unchanged(info, shard, stat_before)
         reconcile_csv(info, proof, run.rows_in, bad_lines)
         _check_parquet_rows(info, shard, index, run.rows_in)

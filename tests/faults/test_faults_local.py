@@ -248,6 +248,53 @@ def test_row40_sigterm_during_the_manifest_write_waits_for_the_commit(
     assert manifest.counts.rows_scored + manifest.counts.rows_quarantined == 5_003
 
 
+class _StopInDel:
+    """Sends its own process SIGTERM from `__del__` and runs on, so the handler runs inside it:
+    Python prints the `Terminated` raised there as "Exception ignored" and drops it."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        until = time.monotonic() + 0.2
+        while time.monotonic() < until:  # the handler runs here, at a bytecode boundary
+            pass
+
+
+def test_row40_a_sigterm_whose_exception_was_dropped_still_stops_the_run(
+    make_cfg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CI failure: a run sent SIGTERM while scoring went on, published, and exited 0. Where
+    the handler's exception is dropped (in a `__del__`, a weakref or ctypes callback), the stop
+    it recorded stops the run after the batch, before anything is published."""
+    from pipelines import termination
+    from pipelines.run import shard
+    from pipelines.run.pipeline import run_pipeline
+
+    cfg = make_cfg(validation__enabled=False, score__chunk_size=500, validation__batch_rows=500)
+    real = shard.write_bad_lines
+    calls = []
+
+    def write_and_drop_a_stop(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            _StopInDel()  # collected at once: the stop arrives, and its exception is dropped
+        real(*args, **kwargs)
+
+    dropped: list[type[BaseException] | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: dropped.append(u.exc_type))
+    previous = signal.getsignal(signal.SIGTERM)
+    termination.install()
+    try:
+        monkeypatch.setattr(shard, "write_bad_lines", write_and_drop_a_stop)
+        with pytest.raises(termination.Terminated):
+            run_pipeline(cfg)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert dropped == [termination.Terminated]  # the handler's own exception was dropped
+    assert len(calls) == 2  # stopped after the batch it came in, not at the end
+    bucket = Path(cfg.output.uri.removeprefix("file://"))
+    assert not list(bucket.rglob("manifest.json"))
+
+
 @pytest.mark.parametrize("gate", [True, False])
 def test_row17_nan_rows_a_model_cannot_take_are_quarantined_not_fatal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], gate: bool
