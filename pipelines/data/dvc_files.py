@@ -30,6 +30,9 @@ class DvcRecord:
     source: str
 
 
+# libyaml where PyYAML has it: a project's dvc.lock is read on every run's plan
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 def find_record(repo_root: Path, target: PurePosixPath) -> DvcRecord | None:
     """The md5 a `.dvc` file or `dvc.lock` records for `target` (a file, maybe in a dir output).
 
@@ -72,7 +75,7 @@ def relative(path: Path, root: Path) -> PurePosixPath:
 
 def _outs(meta: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
-        doc = yaml.safe_load(meta.read_text()) or {}
+        doc = yaml.load(meta.read_text(), Loader=_LOADER) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise DataPullError(f"cannot read {meta.name}: {exc}", where=str(meta)) from None
     if meta.name == "dvc.lock":
