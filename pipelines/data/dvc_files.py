@@ -33,6 +33,7 @@ class DvcRecord:
 # libyaml where PyYAML has it: a project's dvc.lock is read on every run's plan
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+
 def find_record(repo_root: Path, target: PurePosixPath) -> DvcRecord | None:
     """The md5 a `.dvc` file or `dvc.lock` records for `target` (a file, maybe in a dir output).
 
