@@ -14,6 +14,7 @@ from pipelines.config import Settings
 from pipelines.errors import BatchscoreError, LocalWriteError
 from pipelines.progress import Progress
 from pipelines.publish.manifest import RunManifest
+from pipelines.run.arrow_pool import use_scoring_pool
 from pipelines.run.finalize import discard_staging, finalize_run
 from pipelines.run.gx_overlap import GxCheck, overlaps_gx_check
 from pipelines.run.plan import RunPlan, ShardResult, plan_run
@@ -31,6 +32,7 @@ def run_pipeline(
     With a pool, GX's check of the suites (and its import) waits for the workers to start
     scoring, and runs while they do (run/gx_overlap.py).
     """
+    use_scoring_pool()  # the plan and finalize read Arrow too
     last = "finalize" if cfg.run.dry_run else "publish"
     with Progress(None, cfg.score.progress, stages=("plan", "score", last)) as progress:
         progress.stage("plan")

@@ -33,6 +33,7 @@ from pipelines.publish.keys import audit_key, ids_key, part_key
 from pipelines.publish.manifest import PartInfo
 from pipelines.publish.parts import PartWriter, stage_part
 from pipelines.quality.uniqueness import save_part
+from pipelines.run.arrow_pool import use_scoring_pool
 from pipelines.run.challenger import PART_KIND as CHALLENGER
 from pipelines.run.challenger import Challenger, score_challenger
 from pipelines.run.monitors import ShardMonitor
@@ -82,6 +83,7 @@ def score_shard(
 ) -> ShardResult:
     """Validate and score one shard in bounded memory; stage its parts in the object store."""
     t_start = time.perf_counter()
+    use_scoring_pool()  # every process that scores comes here: CLI, pool workers, Airflow tasks
     store = open_store(cfg)
     if (reused := _reused(store, plan, index, on_rows)) is not None:
         return reused
