@@ -21,6 +21,9 @@ from tests.paths import ROOT
 # fixture modules shared by several test folders (s3_fixtures first: dvc_fixtures uses it)
 pytest_plugins = ["tests.s3_fixtures", "tests.dvc_fixtures"]
 
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(autouse=True)
 def _no_stop_carried_over() -> Any:
@@ -30,10 +33,6 @@ def _no_stop_carried_over() -> Any:
     from pipelines import termination
 
     termination.reset()
-
-
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 pyarrow 25 allocates from mimalloc by default, which gives freed pages back to the OS between
 batches; the next batch then faults them in again. Scoring 1M rows on one core, that was 0.9 s
 more system time, read taking 0.89 s instead of 0.29 s, about 10% of the whole run's wall clock,
-and 75 MiB more peak RSS (bench/README.md). A pool the user chose (ARROW_DEFAULT_MEMORY_POOL)
+and 51 MiB more peak RSS (bench/README.md). A pool the user chose (ARROW_DEFAULT_MEMORY_POOL)
 is kept.
 """
 
@@ -13,7 +13,7 @@ import os
 
 import pyarrow as pa
 
-_PREFERRED = ("jemalloc", "system")
+_PREFERRED = {"jemalloc": pa.jemalloc_memory_pool, "system": pa.system_memory_pool}
 
 
 def use_scoring_pool() -> str:
@@ -22,9 +22,8 @@ def use_scoring_pool() -> str:
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL") or current in _PREFERRED:
         return current
     supported = pa.supported_memory_backends()
-    for name in _PREFERRED:
+    for name, make in _PREFERRED.items():
         if name in supported:
-            pool = pa.jemalloc_memory_pool() if name == "jemalloc" else pa.system_memory_pool()
-            pa.set_memory_pool(pool)
+            pa.set_memory_pool(make())
             return name
     return current

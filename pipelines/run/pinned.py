@@ -95,7 +95,7 @@ def load_spec(cfg: Settings, spec: ModelSpec) -> LoadedModel:
 
     The file is hashed again on every call, so a model swapped between shards is never reused.
     The plan's spec (pinned by the card) and the shards' (pinned by the sha256 the plan verified)
-    share one entry: the same bytes, so the same model (loading it again cost 0.1-0.4 s a shard).
+    share one entry: the same bytes, so the same model (it used to be deserialized twice).
     """
     path, card = Path(spec.path), Path(spec.card) if spec.card else None
     if spec.pin is not None:
