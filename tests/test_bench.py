@@ -11,6 +11,7 @@ from typing import Any
 from bench.bar import evaluate_bars, summary_rows
 from bench.cells import DEFAULT_VARIANTS, aggregate, failure_reason, plan_cells
 from bench.cells import VARIANTS as CELL_VARIANTS
+from bench.floors import Floors, render
 from bench.report import render_markdown
 
 M = 1_000_000
@@ -153,3 +154,33 @@ def test_merged_runs_judge_the_bar_on_all_their_cells() -> None:
     assert merged["command"] == "python -m bench.run A ; python -m bench.run B"
     assert len(merged["results"]) == len(whole["results"])
     assert evaluate_bars(merged) == evaluate_bars(whole)
+
+
+def _floors(**kw: float) -> Floors:
+    base = dict(interpreter_s=0.03, model_process_s=1.0, gx_import_s=1.5, read_s=1.4,
+                ceiling_s=20.0, concurrent_slowdown=1.1)  # fmt: skip
+    return Floors(**(base | kw))
+
+
+def test_the_best_share_adds_the_floors_to_the_ceiling() -> None:
+    f = _floors()
+    assert f.fixed_s == 2.5
+    assert round(f.best_share, 4) == round(20.0 / 23.9, 4)  # 83.7%: under an 85% bar
+    assert _floors(gx_import_s=0.0, read_s=0.0, model_process_s=0.0).best_share == 1.0
+
+
+def test_the_best_speedup_keeps_the_floors_serial_and_pays_for_busy_cores() -> None:
+    ideal = _floors(model_process_s=0.0, gx_import_s=0.0, concurrent_slowdown=1.0)
+    assert ideal.best_speedup() == 2.0
+    f = _floors()
+    # fastest 1-worker run 23.9 s: 2.5 serial + 21.4 * 1.1 / 2 in parallel
+    assert round(f.best_speedup(), 4) == round(23.9 / (2.5 + 1.1 * 21.4 / 2), 4)
+    assert f.best_speedup(28.6) > f.best_speedup()  # more per-row work, more to share
+    assert f.best_speedup(28.6) < 2 / 1.1
+
+
+def test_the_floors_report_says_the_bounds_beside_the_bar() -> None:
+    text = render(_floors(), "5M", "hgb", t1=28.6)
+    assert "**2.50 s**" in text and "the bar is 1.5 s" in text
+    assert "**84%**" in text
+    assert "for a 1-worker run of 28.60 s" in text
