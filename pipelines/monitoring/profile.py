@@ -18,7 +18,8 @@ import pandas as pd
 
 from pipelines.errors import ConfigError, SchemaMismatchError
 from pipelines.monitoring.baseline import Baseline, CategoricalProfile, NumericProfile
-from pipelines.monitoring.bins import as_numbers, count_numeric, keep_first_names
+from pipelines.monitoring.bins import as_numbers, keep_first_names
+from pipelines.monitoring.numcount import NumericCounter
 from pipelines.monitoring.segments import SegmentCounts, fixed_point
 from pipelines.monitoring.settings import MonitoringSettings
 from pipelines.monitoring.textcount import CategoryCounter
@@ -74,6 +75,7 @@ class DriftState:
         self.segments: dict[str, SegmentCounts] = {}
         self._index: dict[str, dict[str, int]] = {}
         self._counters: dict[str, CategoryCounter] = {}  # built from `_index` when first used
+        self._numeric: dict[str | None, NumericCounter] = {}  # likewise, from the baseline's edges
 
     @classmethod
     def from_baseline(
@@ -128,15 +130,15 @@ class DriftState:
                 raise ValueError(f"{what} has {len(array)} values for {n} rows")
         self.rows += n
         for name, acc in self.numeric.items():
-            edges = baseline.features[name].edges  # type: ignore[union-attr]
-            counts, missing = count_numeric(as_numbers(frame[name]), edges)
+            profile = baseline.features[name]
+            counts, missing = self._numeric_counter(name, profile).count(as_numbers(frame[name]))
             acc[0] += counts
             acc[1] += missing
         for name, cat in self.categorical.items():
             self._count_category(name, cat, frame[name])
         scores = None if score is None else np.asarray(score, dtype="float64")
         if self.score is not None and scores is not None and baseline.score is not None:
-            counts, missing = count_numeric(scores, baseline.score.edges)
+            counts, missing = self._numeric_counter(None, baseline.score).count(scores)
             self.score[0] += counts
             self.score[1] += missing
         if positive is not None:
@@ -155,6 +157,14 @@ class DriftState:
                 fix="pass the baseline: DriftState.from_json(d, baseline)",
             )
         return self.baseline
+
+    def _numeric_counter(self, name: str | None, profile: Any) -> NumericCounter:
+        """The lookup counter of a numeric feature (None: the score) against its baseline
+        bins, built on first use: its tables are per process, not part of the state."""
+        counter = self._numeric.get(name)
+        if counter is None:
+            counter = self._numeric[name] = NumericCounter(profile.edges, profile.counts)
+        return counter
 
     def _count_category(self, name: str, cat: CategoryCounts, column: pd.Series) -> None:
         counter = self._counters.get(name)
