@@ -20,7 +20,7 @@ import numpy as np
 
 from pipelines.monitoring.bins import INT_RANGE, count_numeric, numeric_bins
 
-CELLS = 1 << 16  # 256 KiB of table per column: stays in the CPU's cache
+CELLS = 1 << 16  # tables of 768 KiB per column (bins int32, edges float64), per process
 CORE_MASS = 0.002  # each side: baseline mass left to the exact path (the tails)
 MOST_EXACT = 0.25  # above this share of a batch in edge cells, sorting is cheaper
 
