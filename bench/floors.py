@@ -49,7 +49,7 @@ CHILDREN = {
     "interpreter": "pass\n",
     "model": _LOAD,
     "model+gx": _LOAD + "import great_expectations\n",
-    "read": _LOAD + "import time, json\n"
+    "read": "import pyarrow.parquet, pandas, time, json\n"
     "pyarrow.set_memory_pool(pyarrow.jemalloc_memory_pool())  # as a scoring process does\n"
     "t = time.perf_counter()\n"
     "f = pyarrow.parquet.ParquetFile(sys.argv[2])\n"

@@ -58,18 +58,28 @@ def numeric_bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return 2 * idx + hit
 
 
+def count_small_ints(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """`count_numeric` of integers spanning fewer than INT_RANGE values, by one bincount of the
+    values (no sort); None for any other array."""
+    if values.dtype.kind not in "iu" or not values.size:
+        return None
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo >= INT_RANGE:
+        return None
+    if values.dtype.kind == "i" and lo >= 0 and hi < INT_RANGE:
+        lo = 0  # counts, ages, flags: bincount as they are, no shifted copy
+    seen = np.bincount(values - lo if lo else values)
+    nz = np.flatnonzero(seen)
+    bins = numeric_bins((nz + lo).astype("float64"), edges)
+    counts = np.bincount(bins, weights=seen[nz], minlength=2 * edges.size + 1)
+    return np.rint(counts).astype(np.int64), 0
+
+
 def count_numeric(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int]:
     """Counts per bin (2m+1 of them, int64) and the number of missing (NaN) values."""
-    if values.dtype.kind in "iu" and values.size:
-        lo, hi = int(values.min()), int(values.max())
-        if hi - lo < INT_RANGE:
-            if values.dtype.kind == "i" and lo >= 0 and hi < INT_RANGE:
-                lo = 0  # counts, ages, flags: bincount as they are, no shifted copy
-            seen = np.bincount(values - lo if lo else values)
-            nz = np.flatnonzero(seen)
-            bins = numeric_bins((nz + lo).astype("float64"), edges)
-            counts = np.bincount(bins, weights=seen[nz], minlength=2 * edges.size + 1)
-            return np.rint(counts).astype(np.int64), 0
+    if (small := count_small_ints(values, edges)) is not None:
+        return small
+    if values.dtype.kind in "iu":
         values = values.astype("float64")
     ordered = np.sort(values)  # NaN sorts last
     valid = int(np.searchsorted(ordered, np.inf, side="right"))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.monitoring.bins import INT_RANGE, count_numeric, numeric_bins
+from pipelines.monitoring.bins import count_numeric, count_small_ints, numeric_bins
 
 CELLS = 1 << 16  # tables of 768 KiB per column (bins int32, edges float64), per process
 CORE_MASS = 0.002  # each side: baseline mass left to the exact path (the tails)
@@ -58,10 +58,10 @@ class NumericCounter:
         return cells.astype(np.intp)
 
     def count(self, values: np.ndarray) -> tuple[np.ndarray, int]:
-        """`count_numeric(values, edges)`, for any values (integers are passed to it)."""
-        if values.dtype.kind in "iu" and values.size:
-            if int(values.max()) - int(values.min()) < INT_RANGE:
-                return count_numeric(values, self.edges)  # one bincount: faster still
+        """`count_numeric(values, edges)`, for any values."""
+        if (small := count_small_ints(values, self.edges)) is not None:
+            return small  # one bincount: faster still
+        if values.dtype.kind in "iu":
             values = values.astype("float64")
         if self.table is None or values.dtype != np.float64 or values.size == 0:
             return count_numeric(values, self.edges)

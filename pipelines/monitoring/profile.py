@@ -131,6 +131,7 @@ class DriftState:
         self.rows += n
         for name, acc in self.numeric.items():
             profile = baseline.features[name]
+            assert isinstance(profile, NumericProfile)  # `numeric` holds the numeric features
             counts, missing = self._numeric_counter(name, profile).count(as_numbers(frame[name]))
             acc[0] += counts
             acc[1] += missing
@@ -158,7 +159,7 @@ class DriftState:
             )
         return self.baseline
 
-    def _numeric_counter(self, name: str | None, profile: Any) -> NumericCounter:
+    def _numeric_counter(self, name: str | None, profile: NumericProfile) -> NumericCounter:
         """The lookup counter of a numeric feature (None: the score) against its baseline
         bins, built on first use: its tables are per process, not part of the state."""
         counter = self._numeric.get(name)
