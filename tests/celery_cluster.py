@@ -20,6 +20,8 @@ process left whose environment carries this cluster's AIRFLOW_HOME (task process
 
 `missing_packages_reason()` installs the Debian packages when they are missing (as `./run-tests`
 does for Chromium: only as root with apt-get) and says why the cluster cannot run otherwise.
+`PostgresServer` alone is the metadata DB of other Airflow tests (`missing_packages_reason(
+["postgresql"])` first).
 """
 
 from __future__ import annotations
@@ -95,21 +97,21 @@ def pg_bin_dir() -> Path | None:
     return Path(found).resolve().parent if found and shutil.which("initdb") else None
 
 
-def _missing() -> list[str]:
-    missing = []
-    if pg_bin_dir() is None:
-        missing.append("postgresql")
-    if shutil.which("redis-server") is None:
-        missing.append("redis-server")
-    return missing
+def _missing(wanted: Sequence[str]) -> list[str]:
+    found = {
+        "postgresql": pg_bin_dir() is not None,
+        "redis-server": shutil.which("redis-server") is not None,
+    }
+    return [name for name in wanted if not found[name]]
 
 
-def missing_packages_reason() -> str | None:
-    """None when PostgreSQL and Redis are here (installing them first if we can), else why not.
+def missing_packages_reason(wanted: Sequence[str] = tuple(DEBIAN_PACKAGES)) -> str | None:
+    """None when the Debian packages `wanted` are here (installing them first if we can), else
+    why not.
 
     Installs like `./run-tests` installs Chromium: apt-get, only as root, only what is missing.
     """
-    missing = _missing()
+    missing = _missing(wanted)
     if not missing:
         return None
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
@@ -120,8 +122,12 @@ def missing_packages_reason() -> str | None:
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True}
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     update = subprocess.run(["apt-get", "update", "-qq"], env=env, **quiet)
-    install = subprocess.run(["apt-get", "install", "-y", "-qq", *missing], env=env, **quiet)
-    still = _missing()
+    # Two test workers may install at once: the second waits for dpkg's lock instead of failing.
+    lock_wait = ["-o", "DPkg::Lock::Timeout=300"]
+    install = subprocess.run(
+        ["apt-get", *lock_wait, "install", "-y", "-qq", *missing], env=env, **quiet
+    )
+    still = _missing(wanted)
     if still:
         return (
             f"could not install {' and '.join(still)} with apt-get "
@@ -199,6 +205,16 @@ def _wait(what: str, check: Any, timeout: float, log: Path) -> None:
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------
+
+
+def metadata_db_env(db_url: str) -> dict[str, str]:
+    """The Airflow settings that make the PostgreSQL at `db_url` its metadata DB."""
+    return {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+        # Airflow derives an asyncpg URL from a PostgreSQL one; asyncpg is not in the lock.
+        # Empty: no async engine (only multi-team and the run "wait" stream use one).
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": "",
+    }
 
 
 class PostgresServer:
@@ -343,10 +359,7 @@ class CeleryAirflow(AirflowStandalone):
     ) -> None:
         cluster_env = {
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
-            # Airflow derives an asyncpg URL from a PostgreSQL one; asyncpg is not in the lock.
-            # Empty: no async engine (only multi-team and the run "wait" stream use one).
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": "",
+            **metadata_db_env(db_url),
             "AIRFLOW__CELERY__BROKER_URL": broker_url,
             "AIRFLOW__CELERY__RESULT_BACKEND": result_backend,
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),

@@ -8,14 +8,16 @@ against `airflow standalone`, one run per date, keyed by its logical date.
 - a run of a backfilled date's key with a param that changes the output fails with "already
   published from other inputs" and leaves the published manifest as it was.
 
-Tiny input, one shard, so each run takes seconds.
+Tiny input, one shard, so each run takes seconds. The metadata DB is PostgreSQL (see `postgres`).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from tests.airflow_harness import AirflowStandalone, HTTPStatusError, build_project
+from tests.airflow_harness import AirflowStandalone, build_project
+from tests.celery_cluster import PostgresServer, metadata_db_env, missing_packages_reason
 from tests.paths import DAGS
 
 pytestmark = [pytest.mark.airflow_e2e, pytest.mark.timeout(600)]
@@ -32,7 +35,6 @@ DAG_ID = "batchscore"
 DATES = ["2026-03-01", "2026-03-02", "2026-03-03"]
 # The DAG runs at 02:00 UTC: a window to the end of the last day holds that day's run.
 FIRST, LAST = DATES[0], DATES[-1]
-ATTEMPTS = 5  # of the CLI, when SQLite refuses its write (see `backfill`)
 PRELOAD = (
     "airflow,pipelines.run.pipeline,pipelines.quality.gate,pipelines.quality.verdict,"
     "skops.io,great_expectations"
@@ -45,12 +47,37 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def airflow(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStandalone]:
+def postgres() -> Iterator[PostgresServer]:
+    """The metadata DB: PostgreSQL, as in production (docker-compose.yml).
+
+    On SQLite the backfill CLI and the scheduler are two processes writing one file: the CLI's
+    insert of the runs failed "database is locked" five times in a row under load, and a CI run
+    left a backfill's runs queued for four minutes. PostgreSQL has row locks and waits.
+    """
+    reason = missing_packages_reason(["postgresql"])
+    if reason:
+        pytest.skip(reason)
+    # PostgreSQL's user must reach its folder: not under pytest's private (0700) temp tree.
+    root = Path(tempfile.mkdtemp(prefix="batchscore-backfill-pg-"))
+    root.chmod(0o755)
+    server = PostgresServer(root / "postgres").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def airflow(
+    project: Path, postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AirflowStandalone]:
     af = AirflowStandalone(
         DAGS,
         tmp_path_factory.mktemp("airflow-home"),
         env={
             "BATCHSCORE_PARAMS": str(project),
+            **metadata_db_env(postgres.url()),
             "AIRFLOW__CORE__MP_START_METHOD": "forkserver",
             "AIRFLOW__CORE__MP_FORKSERVER_PRELOAD": PRELOAD,
         },
@@ -60,7 +87,7 @@ def airflow(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         af.wait_for_dag(DAG_ID)
         af.unpause(DAG_ID)  # backfill runs start only on an unpaused DAG
         # Unpausing also starts the latest scheduled run (catchup=False): let it finish first,
-        # so the backfills meet an idle scheduler (fewer SQLite lock collisions, see `backfill`).
+        # so the backfills meet an idle scheduler.
         deadline = time.monotonic() + 60
         path = f"dags/{DAG_ID}/dagRuns"
         while not (runs := af.api("GET", path, run_type="scheduled")["dag_runs"]):
@@ -72,22 +99,6 @@ def airflow(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         af.stop()
 
 
-def cli_env(af: AirflowStandalone) -> dict[str, str]:
-    """The harness's Airflow environment, with SQLite waiting up to 60 s for a write lock.
-
-    On SQLite the CLI's writes (clearing the runs it reprocesses) meet the scheduler's; Python's
-    default 5 s busy timeout fails them with "database is locked". PostgreSQL has no such limit.
-    """
-    folder = af.home / "cli-path"
-    folder.mkdir(exist_ok=True)
-    (folder / "batchscore_test_sqlite.py").write_text('CONNECT_ARGS = {"timeout": 60}\n')
-    return {
-        **af.env,
-        "PYTHONPATH": str(folder),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "batchscore_test_sqlite.CONNECT_ARGS",
-    }
-
-
 def backfill(
     af: AirflowStandalone, first: str, last: str, *args: str, timeout: float = 240
 ) -> list[dict[str, Any]]:
@@ -96,32 +107,16 @@ def backfill(
     reuses its run: clearing it sets it queued before the command returns)."""
     # One active backfill per DAG: the scheduler marks one complete in its 30 s housekeeping.
     _wait_completed(af, {b["id"] for b in _backfills(af) if not b["completed_at"]}, timeout)
-    known = {b["id"] for b in _backfills(af)}
     window = ["--from-date", f"{first}T00:00:00+00:00", "--to-date", f"{last}T23:59:59+00:00"]
     cmd = [str(Path(sys.executable).with_name("airflow")), "backfill", "create", "--dag-id", DAG_ID]
-    for attempt in range(ATTEMPTS):
-        done = subprocess.run(
-            [*cmd, *window, *args],
-            env=cli_env(af),
-            cwd=af.home,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if (
-            done.returncode == 0
-            or "database is locked" not in done.stderr
-            or attempt == ATTEMPTS - 1
-        ):
-            break
-        # SQLite only: the scheduler wrote while the CLI's transaction read (it cannot wait for
-        # that: "database is locked" at once). The backfill row the CLI committed first may hold
-        # some of the runs or none; waiting for the scheduler to complete it took over 4 min
-        # under load (a CI failure), so it is cancelled (its queued runs fail, and the same
-        # command, reprocessing completed runs, gives them again).
-        for backfill_id in {b["id"] for b in _backfills(af)} - known:
-            _cancel(af, backfill_id)
-        known = {b["id"] for b in _backfills(af)}
+    done = subprocess.run(
+        [*cmd, *window, *args],
+        env=af.env,
+        cwd=af.home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     deadline = time.monotonic() + timeout
     while True:
@@ -132,17 +127,11 @@ def backfill(
         )
         if runs and all(r["state"] in ("success", "failed") for r in runs):
             return runs
-        assert time.monotonic() < deadline, f"backfill runs not finished: {runs}"
+        assert time.monotonic() < deadline, (
+            f"backfill runs not finished: {[(r['dag_run_id'], r['state']) for r in runs]}\n"
+            f"--- {af.log_path} (tail) ---\n{af.log_tail()}"
+        )
         time.sleep(1)
-
-
-def _cancel(af: AirflowStandalone, backfill_id: int) -> None:
-    """Cancel a backfill (already completed is fine: the scheduler may have got there first)."""
-    try:
-        af.api("PUT", f"backfills/{backfill_id}/cancel")
-    except HTTPStatusError as exc:
-        if exc.status != 409:
-            raise
 
 
 def _backfills(af: AirflowStandalone) -> list[dict[str, Any]]:
