@@ -207,6 +207,13 @@ def _wait(what: str, check: Any, timeout: float, log: Path) -> None:
 # -- PostgreSQL --------------------------------------------------------------------------------
 
 
+def reachable_tempdir(prefix: str) -> Path:
+    """A new temp folder PostgreSQL's unprivileged user can enter (pytest's temp tree is 0700)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    return root
+
+
 def metadata_db_env(db_url: str) -> dict[str, str]:
     """The Airflow settings that make the PostgreSQL at `db_url` its metadata DB."""
     return {
@@ -539,9 +546,7 @@ class CeleryCluster:
         concurrency: int = 1,
         preload: Sequence[str] = (),
     ) -> None:
-        # PostgreSQL's user must reach its folder: not under pytest's private (0700) temp tree.
-        self.root = Path(tempfile.mkdtemp(prefix="batchscore-celery-"))
-        self.root.chmod(0o755)
+        self.root = reachable_tempdir("batchscore-celery-")
         self.postgres = PostgresServer(self.root / "postgres")
         self.redis = RedisServer(self.root / "redis")
         self.airflow = CeleryAirflow(

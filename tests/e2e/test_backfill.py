@@ -17,7 +17,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,12 @@ from typing import Any
 import pytest
 
 from tests.airflow_harness import AirflowStandalone, build_project
-from tests.celery_cluster import PostgresServer, metadata_db_env, missing_packages_reason
+from tests.celery_cluster import (
+    PostgresServer,
+    metadata_db_env,
+    missing_packages_reason,
+    reachable_tempdir,
+)
 from tests.paths import DAGS
 
 pytestmark = [pytest.mark.airflow_e2e, pytest.mark.timeout(600)]
@@ -57,9 +61,7 @@ def postgres() -> Iterator[PostgresServer]:
     reason = missing_packages_reason(["postgresql"])
     if reason:
         pytest.skip(reason)
-    # PostgreSQL's user must reach its folder: not under pytest's private (0700) temp tree.
-    root = Path(tempfile.mkdtemp(prefix="batchscore-backfill-pg-"))
-    root.chmod(0o755)
+    root = reachable_tempdir("batchscore-backfill-pg-")
     server = PostgresServer(root / "postgres").start()
     try:
         yield server
